@@ -22,15 +22,24 @@ pub struct BillingRule {
 impl BillingRule {
     /// AWS EC2, Linux on-demand and spot: "per-second billing, with a minimum of 60
     /// seconds" (aws.amazon.com/ec2/pricing, "Per Second Billing").
-    pub const AWS: BillingRule = BillingRule { increment: Duration::from_secs(1), minimum: Duration::from_secs(60) };
+    pub const AWS: BillingRule = BillingRule {
+        increment: Duration::from_secs(1),
+        minimum: Duration::from_secs(60),
+    };
     /// GCE: "All vCPUs, GPUs, and GB of memory are charged a minimum of 1 minute ...
     /// After 1 minute, instances are charged in 1 second increments"
     /// (cloud.google.com/compute/vm-instance-pricing, "Billing model").
-    pub const GCP: BillingRule = BillingRule { increment: Duration::from_secs(1), minimum: Duration::from_secs(60) };
+    pub const GCP: BillingRule = BillingRule {
+        increment: Duration::from_secs(1),
+        minimum: Duration::from_secs(60),
+    };
     /// Azure VMs are metered per minute: "you are billed ... for the number of minutes"
     /// a VM is allocated; partial minutes round up (azure.microsoft.com pricing FAQ for
     /// Linux Virtual Machines).
-    pub const AZURE: BillingRule = BillingRule { increment: Duration::from_secs(60), minimum: Duration::from_secs(60) };
+    pub const AZURE: BillingRule = BillingRule {
+        increment: Duration::from_secs(60),
+        minimum: Duration::from_secs(60),
+    };
     /// The simulator bills like EC2 so its numbers look like a real bill.
     pub const LOCAL: BillingRule = BillingRule::AWS;
 

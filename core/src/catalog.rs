@@ -85,7 +85,14 @@ pub struct InstanceType {
 
 impl InstanceType {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(cloud: Cloud, name: impl Into<String>, family: impl Into<String>, vcpus: u32, memory_mib: u64, arch: Arch) -> Self {
+    pub fn new(
+        cloud: Cloud,
+        name: impl Into<String>,
+        family: impl Into<String>,
+        vcpus: u32,
+        memory_mib: u64,
+        arch: Arch,
+    ) -> Self {
         InstanceType {
             cloud,
             name: name.into(),
@@ -132,8 +139,22 @@ pub struct Offer {
 }
 
 impl Offer {
-    pub fn new(cloud: Cloud, instance_type: impl Into<String>, region: impl Into<String>, purchase: PurchaseOption, hourly: Option<Money>, source: u32) -> Self {
-        Offer { cloud, instance_type: instance_type.into(), region: region.into(), purchase, hourly, source }
+    pub fn new(
+        cloud: Cloud,
+        instance_type: impl Into<String>,
+        region: impl Into<String>,
+        purchase: PurchaseOption,
+        hourly: Option<Money>,
+        source: u32,
+    ) -> Self {
+        Offer {
+            cloud,
+            instance_type: instance_type.into(),
+            region: region.into(),
+            purchase,
+            hourly,
+            source,
+        }
     }
 }
 
@@ -150,13 +171,24 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(types: Vec<InstanceType>, offers: Vec<Offer>, sources: Vec<PriceSource>, regions: Vec<Region>) -> Self {
-        let mut c = Catalog { types, offers, sources, regions, ..Default::default() };
+        let mut c = Catalog {
+            types,
+            offers,
+            sources,
+            regions,
+            ..Default::default()
+        };
         c.reindex();
         c
     }
 
     fn reindex(&mut self) {
-        self.type_index = self.types.iter().enumerate().map(|(i, t)| ((t.cloud, t.name.clone()), i)).collect();
+        self.type_index = self
+            .types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.cloud, t.name.clone()), i))
+            .collect();
         self.offer_index = self
             .offers
             .iter()
@@ -178,7 +210,10 @@ impl Catalog {
         }
         for mut o in other.offers {
             o.source += base;
-            match self.offer_index.get(&(o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase)) {
+            match self
+                .offer_index
+                .get(&(o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase))
+            {
                 Some(&i) => self.offers[i] = o,
                 None => self.offers.push(o),
             }
@@ -214,9 +249,11 @@ impl Catalog {
             return Ok(&self.types[i]);
         }
         let names = self.types.iter().filter(|t| t.cloud == cloud).map(|t| t.name.as_str());
-        Err(Error::invalid_spec(format!("unknown instance type `{name}` on {cloud}"))
-            .with_suggestions(did_you_mean(name, names, 3))
-            .with_hint(format!("`herd catalog --cloud {cloud}` lists the known types")))
+        Err(
+            Error::invalid_spec(format!("unknown instance type `{name}` on {cloud}"))
+                .with_suggestions(did_you_mean(name, names, 3))
+                .with_hint(format!("`herd catalog --cloud {cloud}` lists the known types")),
+        )
     }
 
     pub fn find_region(&self, cloud: Cloud, name: &str) -> Result<&Region> {
@@ -225,7 +262,10 @@ impl Catalog {
                 .with_suggestions(did_you_mean(name, self.regions(cloud).map(|r| r.name.as_str()), 3))
                 .with_hint(format!(
                     "regions on {cloud}: {}",
-                    self.regions(cloud).map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                    self.regions(cloud)
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
         })
     }
@@ -241,24 +281,31 @@ impl Catalog {
     pub fn quote(&self, cloud: Cloud, req: &QuoteRequest, billing: BillingRule) -> Result<Quote> {
         self.find_type(cloud, &req.instance_type)?;
         self.find_region(cloud, &req.region)?;
-        let offer = self.offer(cloud, &req.instance_type, &req.region, req.purchase).ok_or_else(|| {
-            let elsewhere: Vec<&str> = self
-                .offers
-                .iter()
-                .filter(|o| o.cloud == cloud && o.instance_type == req.instance_type && o.purchase == req.purchase)
-                .map(|o| o.region.as_str())
-                .collect();
-            Error::invalid_spec(format!("{} is not offered {} in {}", req.instance_type, req.purchase, req.region)).with_hint(
-                if elsewhere.is_empty() {
+        let offer = self
+            .offer(cloud, &req.instance_type, &req.region, req.purchase)
+            .ok_or_else(|| {
+                let elsewhere: Vec<&str> = self
+                    .offers
+                    .iter()
+                    .filter(|o| o.cloud == cloud && o.instance_type == req.instance_type && o.purchase == req.purchase)
+                    .map(|o| o.region.as_str())
+                    .collect();
+                Error::invalid_spec(format!(
+                    "{} is not offered {} in {}",
+                    req.instance_type, req.purchase, req.region
+                ))
+                .with_hint(if elsewhere.is_empty() {
                     format!("{} has no {} offer anywhere", req.instance_type, req.purchase)
                 } else {
                     format!("it is offered in: {}", elsewhere.join(", "))
-                },
-            )
-        })?;
+                })
+            })?;
         let hourly = offer.hourly.ok_or_else(|| {
-            Error::invalid_spec(format!("the price of {} {} in {} is unknown", req.instance_type, req.purchase, req.region))
-                .with_hint("herd will not launch what it cannot price; run `herd catalog refresh` or pick another type")
+            Error::invalid_spec(format!(
+                "the price of {} {} in {} is unknown",
+                req.instance_type, req.purchase, req.region
+            ))
+            .with_hint("herd will not launch what it cannot price; run `herd catalog refresh` or pick another type")
         })?;
         let src = &self.sources[offer.source as usize];
         Ok(Quote::new(req, hourly, billing, src.name.clone(), src.as_of))
@@ -297,10 +344,16 @@ impl Catalog {
                 } else {
                     continue;
                 }
-                let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else { continue };
+                let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else {
+                    continue;
+                };
                 let t = &self.types[ti];
                 if q.type_matches(t) {
-                    rows.push(OfferRow { offer: o, itype: t, hourly: None });
+                    rows.push(OfferRow {
+                        offer: o,
+                        itype: t,
+                        hourly: None,
+                    });
                 }
                 continue;
             };
@@ -309,10 +362,16 @@ impl Catalog {
                     continue;
                 }
             }
-            let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else { continue };
+            let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else {
+                continue;
+            };
             let t = &self.types[ti];
             if q.type_matches(t) {
-                rows.push(OfferRow { offer: o, itype: t, hourly: Some(hourly) });
+                rows.push(OfferRow {
+                    offer: o,
+                    itype: t,
+                    hourly: Some(hourly),
+                });
             }
         }
         rows.sort_by(|a, b| q.sort.compare(a, b));
@@ -358,9 +417,14 @@ impl OfferQuery {
             && self.max_vcpus.is_none_or(|v| t.vcpus <= v)
             && self.min_memory_mib.is_none_or(|m| t.memory_mib >= m)
             && self.arch.is_none_or(|a| t.arch == a)
-            && self.cpu_vendor.as_ref().is_none_or(|v| t.cpu_vendor.as_ref().is_some_and(|tv| tv.eq_ignore_ascii_case(v)))
+            && self
+                .cpu_vendor
+                .as_ref()
+                .is_none_or(|v| t.cpu_vendor.as_ref().is_some_and(|tv| tv.eq_ignore_ascii_case(v)))
             && self.gpu_model.as_ref().is_none_or(|m| {
-                t.gpu.as_ref().is_some_and(|g| g.model.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+                t.gpu
+                    .as_ref()
+                    .is_some_and(|g| g.model.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
             })
             && self.min_gpus.is_none_or(|n| t.gpu.as_ref().map_or(0, |g| g.count) >= n)
     }
@@ -432,7 +496,8 @@ pub struct OfferRow<'a> {
 
 impl OfferRow<'_> {
     pub fn price_per_vcpu(&self) -> Option<rust_decimal::Decimal> {
-        self.hourly.map(|m| m.amount / rust_decimal::Decimal::from(self.itype.vcpus.max(1)))
+        self.hourly
+            .map(|m| m.amount / rust_decimal::Decimal::from(self.itype.vcpus.max(1)))
     }
     pub fn price_per_gib(&self) -> Option<rust_decimal::Decimal> {
         let gib = rust_decimal::Decimal::from(self.itype.memory_mib.max(1)) / rust_decimal::Decimal::from(1024);
@@ -489,15 +554,37 @@ mod tests {
     use rust_decimal::Decimal;
 
     fn tiny() -> Catalog {
-        let src = PriceSource { name: "test".into(), as_of: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), licence: "x".into() };
+        let src = PriceSource {
+            name: "test".into(),
+            as_of: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            licence: "x".into(),
+        };
         let types = vec![
             InstanceType::new(Cloud::Local, "l1.small", "l1", 1, 1024, Arch::X86_64),
             InstanceType::new(Cloud::Local, "l1.large", "l1", 4, 8192, Arch::Arm64),
         ];
-        let regions = vec![Region { cloud: Cloud::Local, name: "local-east-1".into(), zones: vec!["local-east-1a".into()] }];
+        let regions = vec![Region {
+            cloud: Cloud::Local,
+            name: "local-east-1".into(),
+            zones: vec!["local-east-1a".into()],
+        }];
         let offers = vec![
-            Offer::new(Cloud::Local, "l1.small", "local-east-1", PurchaseOption::OnDemand, Some(Money::usd(Decimal::new(1, 2))), 0),
-            Offer::new(Cloud::Local, "l1.large", "local-east-1", PurchaseOption::OnDemand, Some(Money::usd(Decimal::new(4, 2))), 0),
+            Offer::new(
+                Cloud::Local,
+                "l1.small",
+                "local-east-1",
+                PurchaseOption::OnDemand,
+                Some(Money::usd(Decimal::new(1, 2))),
+                0,
+            ),
+            Offer::new(
+                Cloud::Local,
+                "l1.large",
+                "local-east-1",
+                PurchaseOption::OnDemand,
+                Some(Money::usd(Decimal::new(4, 2))),
+                0,
+            ),
             Offer::new(Cloud::Local, "l1.large", "local-east-1", PurchaseOption::Spot, None, 0),
         ];
         Catalog::new(types, offers, vec![src], regions)
@@ -515,14 +602,36 @@ mod tests {
     fn quote_and_unknowns() {
         let c = tiny();
         let q = c
-            .quote(Cloud::Local, &QuoteRequest::new("l1.large", "local-east-1", PurchaseOption::OnDemand), BillingRule::LOCAL)
+            .quote(
+                Cloud::Local,
+                &QuoteRequest::new("l1.large", "local-east-1", PurchaseOption::OnDemand),
+                BillingRule::LOCAL,
+            )
             .unwrap();
         assert_eq!(q.hourly, Money::usd(Decimal::new(4, 2)));
-        let e = c.quote(Cloud::Local, &QuoteRequest::new("l1.larg", "local-east-1", PurchaseOption::OnDemand), BillingRule::LOCAL).unwrap_err();
+        let e = c
+            .quote(
+                Cloud::Local,
+                &QuoteRequest::new("l1.larg", "local-east-1", PurchaseOption::OnDemand),
+                BillingRule::LOCAL,
+            )
+            .unwrap_err();
         assert_eq!(e.suggestions()[0], "l1.large");
-        let e = c.quote(Cloud::Local, &QuoteRequest::new("l1.large", "local-east-1", PurchaseOption::Spot), BillingRule::LOCAL).unwrap_err();
+        let e = c
+            .quote(
+                Cloud::Local,
+                &QuoteRequest::new("l1.large", "local-east-1", PurchaseOption::Spot),
+                BillingRule::LOCAL,
+            )
+            .unwrap_err();
         assert!(e.message().contains("unknown"), "{e}");
-        let e = c.quote(Cloud::Local, &QuoteRequest::new("l1.large", "local-est-1", PurchaseOption::OnDemand), BillingRule::LOCAL).unwrap_err();
+        let e = c
+            .quote(
+                Cloud::Local,
+                &QuoteRequest::new("l1.large", "local-est-1", PurchaseOption::OnDemand),
+                BillingRule::LOCAL,
+            )
+            .unwrap_err();
         assert_eq!(e.suggestions()[0], "local-east-1");
     }
 

@@ -43,7 +43,9 @@ pub struct VirtualClock {
 
 impl VirtualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        VirtualClock { now: Arc::new(Mutex::new(start)) }
+        VirtualClock {
+            now: Arc::new(Mutex::new(start)),
+        }
     }
 
     /// A clock at 2026-01-01T00:00:00Z, for reproducible tests.

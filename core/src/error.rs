@@ -39,7 +39,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether an error of this kind is worth retrying by default.
     pub fn is_temporary_by_default(self) -> bool {
-        matches!(self, ErrorKind::RateLimited | ErrorKind::Unavailable | ErrorKind::Timeout)
+        matches!(
+            self,
+            ErrorKind::RateLimited | ErrorKind::Unavailable | ErrorKind::Timeout
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -150,7 +153,11 @@ impl Error {
     }
     /// A context value by key (`cloud`, `region`, `instance_type`, `launch_id`, `request_id`).
     pub fn context_value(&self, key: &str) -> Option<&str> {
-        self.context.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.context
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
     /// How long the service asked us to wait, when it said so.
     pub fn retry_after(&self) -> Option<Duration> {
@@ -246,7 +253,9 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -60,8 +60,10 @@ impl Guardrails {
             return Err(Error::invalid_spec("count must be at least 1"));
         }
         if count > self.max_count {
-            return Err(Error::invalid_spec(format!("count {count} is more than the limit of {}", self.max_count))
-                .with_hint("raise `max_count` in herd.toml if you really mean it"));
+            return Err(
+                Error::invalid_spec(format!("count {count} is more than the limit of {}", self.max_count))
+                    .with_hint("raise `max_count` in herd.toml if you really mean it"),
+            );
         }
         Ok(())
     }
@@ -69,12 +71,20 @@ impl Guardrails {
     pub fn resolve_deadline(&self, asked: Option<Duration>) -> Result<Duration> {
         let d = asked.unwrap_or(self.default_deadline);
         if d < self.min_deadline {
-            return Err(Error::invalid_spec(format!("deadline {} is shorter than {}", human(d), human(self.min_deadline)))
-                .with_hint("every instance is billed at least a minute; use a deadline of 1m or more"));
+            return Err(Error::invalid_spec(format!(
+                "deadline {} is shorter than {}",
+                human(d),
+                human(self.min_deadline)
+            ))
+            .with_hint("every instance is billed at least a minute; use a deadline of 1m or more"));
         }
         if d > self.max_deadline {
-            return Err(Error::invalid_spec(format!("deadline {} is longer than {}", human(d), human(self.max_deadline)))
-                .with_hint("raise `max_deadline` in herd.toml if instances really must live that long"));
+            return Err(Error::invalid_spec(format!(
+                "deadline {} is longer than {}",
+                human(d),
+                human(self.max_deadline)
+            ))
+            .with_hint("raise `max_deadline` in herd.toml if instances really must live that long"));
         }
         Ok(d)
     }
@@ -134,7 +144,8 @@ pub fn human(d: Duration) -> String {
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let t = s.trim();
     let bad = || {
-        Error::invalid_spec(format!("`{s}` is not a duration")).with_hint("write durations like 90s, 20m, 2h, 1h30m or 1d")
+        Error::invalid_spec(format!("`{s}` is not a duration"))
+            .with_hint("write durations like 90s, 20m, 2h, 1h30m or 1d")
     };
     if t.is_empty() {
         return Err(bad());
@@ -158,7 +169,9 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
             'd' => 86_400,
             _ => return Err(bad()),
         };
-        total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
     }
     if !num.is_empty() {
         return Err(bad());
@@ -194,9 +207,15 @@ mod tests {
     #[test]
     fn budget() {
         let g = Guardrails::default();
-        let e = g.check_budget(Money::parse_usd("11").unwrap(), Money::ZERO).unwrap_err();
+        let e = g
+            .check_budget(Money::parse_usd("11").unwrap(), Money::ZERO)
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BudgetExceeded);
-        assert!(g.check_budget(Money::parse_usd("9").unwrap(), Money::parse_usd("45").unwrap()).is_err());
-        assert!(g.check_budget(Money::parse_usd("9").unwrap(), Money::parse_usd("40").unwrap()).is_ok());
+        assert!(g
+            .check_budget(Money::parse_usd("9").unwrap(), Money::parse_usd("45").unwrap())
+            .is_err());
+        assert!(g
+            .check_budget(Money::parse_usd("9").unwrap(), Money::parse_usd("40").unwrap())
+            .is_ok());
     }
 }

@@ -171,7 +171,8 @@ impl Launcher {
     }
 
     fn ctx(&self, e: Error, op: Operation) -> Error {
-        e.with_operation(op).with_context("cloud", self.info().cloud.to_string())
+        e.with_operation(op)
+            .with_context("cloud", self.info().cloud.to_string())
     }
 
     async fn retried<T, F, Fut>(&self, stats: &RetryStats, op: F) -> Result<T>
@@ -205,39 +206,60 @@ impl Launcher {
             tags::validate_user_tag(k, v)?;
         }
         if spec.tags.len() > tags::MAX_USER_TAGS {
-            return Err(Error::invalid_spec(format!("{} tags is more than the {} allowed", spec.tags.len(), tags::MAX_USER_TAGS)));
+            return Err(Error::invalid_spec(format!(
+                "{} tags is more than the {} allowed",
+                spec.tags.len(),
+                tags::MAX_USER_TAGS
+            )));
         }
         if let Some(c) = &spec.cluster {
             if tags::sanitize_value(c) != *c || c.is_empty() {
-                return Err(Error::invalid_spec(format!("cluster name `{c}` is not valid"))
-                    .with_hint(format!("use lowercase a-z, 0-9, `_` and `-`, e.g. `{}`", tags::sanitize_value(c))));
+                return Err(
+                    Error::invalid_spec(format!("cluster name `{c}` is not valid")).with_hint(format!(
+                        "use lowercase a-z, 0-9, `_` and `-`, e.g. `{}`",
+                        tags::sanitize_value(c)
+                    )),
+                );
             }
         }
 
         // Capabilities: refuse before any API call.
         if caps.deadline == DeadlineEnforcement::None {
-            return Err(Error::unsupported(format!("{cloud} cannot enforce a deadline, and herd never launches without one")));
+            return Err(Error::unsupported(format!(
+                "{cloud} cannot enforce a deadline, and herd never launches without one"
+            )));
         }
         if spec.market.wants_spot() && !caps.spot {
-            return Err(Error::unsupported(format!("{cloud} does not offer spot instances here"))
-                .with_hint("launch on-demand (drop --spot)"));
+            return Err(
+                Error::unsupported(format!("{cloud} does not offer spot instances here"))
+                    .with_hint("launch on-demand (drop --spot)"),
+            );
         }
         if spec.keepalive.is_some_and(|k| !k.is_zero()) && !caps.keepalive {
-            return Err(Error::unsupported(format!("{cloud} cannot enforce an idle timeout")).with_hint("drop --keepalive"));
+            return Err(
+                Error::unsupported(format!("{cloud} cannot enforce an idle timeout")).with_hint("drop --keepalive")
+            );
         }
         if keepalive.is_some() && !caps.keepalive {
-            warnings.push(format!("{cloud} cannot enforce the idle timeout; only the deadline applies"));
+            warnings.push(format!(
+                "{cloud} cannot enforce the idle timeout; only the deadline applies"
+            ));
         }
 
         let catalog = self.catalog();
         let itype = catalog.find_type(cloud, &spec.instance_type)?;
         if itype.gpu.is_some() && !caps.gpu {
-            return Err(Error::unsupported(format!("{} has GPUs, which this {cloud} backend cannot launch", itype.name)));
+            return Err(Error::unsupported(format!(
+                "{} has GPUs, which this {cloud} backend cannot launch",
+                itype.name
+            )));
         }
         let region = spec.region.clone().unwrap_or_else(|| info.default_region.clone());
         if !caps.regions.is_empty() && !caps.regions.contains(&region) {
             catalog.find_region(cloud, &region)?;
-            return Err(Error::invalid_spec(format!("region `{region}` is not enabled for {cloud}")));
+            return Err(Error::invalid_spec(format!(
+                "region `{region}` is not enabled for {cloud}"
+            )));
         }
         let reg = catalog.find_region(cloud, &region)?;
         if let Some(z) = &spec.zone {
@@ -248,9 +270,18 @@ impl Launcher {
             }
         }
 
-        let od = self.quote(&QuoteRequest::new(&spec.instance_type, &region, PurchaseOption::OnDemand)).await?;
+        let od = self
+            .quote(&QuoteRequest::new(
+                &spec.instance_type,
+                &region,
+                PurchaseOption::OnDemand,
+            ))
+            .await?;
         let quote = if spec.market.wants_spot() {
-            match self.quote(&QuoteRequest::new(&spec.instance_type, &region, PurchaseOption::Spot)).await {
+            match self
+                .quote(&QuoteRequest::new(&spec.instance_type, &region, PurchaseOption::Spot))
+                .await
+            {
                 Ok(q) => q,
                 Err(e) if spec.market == Market::SpotOrOnDemand => {
                     warnings.push(format!("no spot price: {}; will launch on-demand", e.message()));
@@ -272,7 +303,12 @@ impl Launcher {
             Some(id) => id.clone(),
             None => LaunchId::generate(now, self.inner.rng.next_u64()),
         };
-        let cluster = spec.cluster.clone().unwrap_or_else(|| format!("c-{}", &launch_id.as_str()[launch_id.as_str().len().saturating_sub(6)..]));
+        let cluster = spec.cluster.clone().unwrap_or_else(|| {
+            format!(
+                "c-{}",
+                &launch_id.as_str()[launch_id.as_str().len().saturating_sub(6)..]
+            )
+        });
         let deadline_at = now + chrono_dur(deadline);
         let tag_set = tags::herd_tags(
             &spec.tags,
@@ -283,7 +319,14 @@ impl Launcher {
             quote.hourly,
             keepalive.map(|k| k.as_secs()),
         );
-        let mut req = LaunchRequest::new(launch_id, &spec.instance_type, region, spec.count, deadline_at, od.hourly);
+        let mut req = LaunchRequest::new(
+            launch_id,
+            &spec.instance_type,
+            region,
+            spec.count,
+            deadline_at,
+            od.hourly,
+        );
         req.zone = spec.zone.clone();
         req.market = spec.market;
         req.keepalive = keepalive;
@@ -291,8 +334,20 @@ impl Launcher {
         req.setup = spec.setup.clone();
         req.command = spec.command.clone();
         req.image = spec.image.clone();
-        req.spot_price = spec.market.wants_spot().then_some(quote.hourly).filter(|_| quote.purchase == PurchaseOption::Spot);
-        Ok(LaunchPlan { request: req, cluster, quote, worst_case, committed_today, budget, warnings })
+        req.spot_price = spec
+            .market
+            .wants_spot()
+            .then_some(quote.hourly)
+            .filter(|_| quote.purchase == PurchaseOption::Spot);
+        Ok(LaunchPlan {
+            request: req,
+            cluster,
+            quote,
+            worst_case,
+            committed_today,
+            budget,
+            warnings,
+        })
     }
 
     /// Launches exactly `spec.count` instances or none: on a permanent failure part-way,
@@ -372,19 +427,31 @@ impl Launcher {
         let provider = &self.inner.provider;
         let first = self.retried(&self.inner.launch_stats, || provider.launch(sub)).await;
         let got = match first {
-            Err(e) if sub.market == Market::SpotOrOnDemand && !caps.spot_fallback && e.kind() == ErrorKind::InsufficientCapacity => {
+            Err(e)
+                if sub.market == Market::SpotOrOnDemand
+                    && !caps.spot_fallback
+                    && e.kind() == ErrorKind::InsufficientCapacity =>
+            {
                 // The backend cannot fall back itself: ask again, on-demand, under its own key.
                 let mut od = sub.clone();
                 od.market = Market::OnDemand;
                 od.spot_price = None;
-                od.launch_id = LaunchId::new(format!("{}-od", &sub.launch_id.as_str()[..sub.launch_id.as_str().len().min(61)]))?;
-                od.tags.insert(tags::PRICE.into(), sub.on_demand_price.to_micros().to_string());
+                od.launch_id = LaunchId::new(format!(
+                    "{}-od",
+                    &sub.launch_id.as_str()[..sub.launch_id.as_str().len().min(61)]
+                ))?;
+                od.tags
+                    .insert(tags::PRICE.into(), sub.on_demand_price.to_micros().to_string());
                 self.retried(&self.inner.launch_stats, || provider.launch(&od)).await?
             }
             other => other?,
         };
         if got.len() != sub.count as usize {
-            let e = Error::unexpected(format!("asked for {} instances, the cloud returned {}", sub.count, got.len()));
+            let e = Error::unexpected(format!(
+                "asked for {} instances, the cloud returned {}",
+                sub.count,
+                got.len()
+            ));
             let e = self.roll_back(&sub.launch_id, &got, e).await;
             return Err(e);
         }
@@ -424,7 +491,10 @@ impl Launcher {
                 .map_err(|e| self.ctx(e, Operation::Terminate))?;
             let now = self.inner.clock.now();
             let done: Vec<String> = r.iter().map(|t| t.id.clone()).collect();
-            self.inner.journal.instances_ended(&done, now, "terminated").map_err(|e| self.ctx(e, Operation::Terminate))?;
+            self.inner
+                .journal
+                .instances_ended(&done, now, "terminated")
+                .map_err(|e| self.ctx(e, Operation::Terminate))?;
             out.extend(r);
         }
         Ok(out)
@@ -433,8 +503,14 @@ impl Launcher {
     /// Lists instances (all pages) and records what it saw in the journal.
     pub async fn list(&self, req: &ListRequest) -> Result<Vec<Instance>> {
         let provider = &self.inner.provider;
-        let r = self.retried(&self.inner.stats, || provider.list(req)).await.map_err(|e| self.ctx(e, Operation::List))?;
-        self.inner.journal.instances_seen(&r).map_err(|e| self.ctx(e, Operation::List))?;
+        let r = self
+            .retried(&self.inner.stats, || provider.list(req))
+            .await
+            .map_err(|e| self.ctx(e, Operation::List))?;
+        self.inner
+            .journal
+            .instances_seen(&r)
+            .map_err(|e| self.ctx(e, Operation::List))?;
         Ok(r)
     }
 
@@ -464,23 +540,37 @@ impl Launcher {
 
     pub async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {
         let provider = &self.inner.provider;
-        self.retried(&self.inner.stats, || provider.leftovers(owner)).await.map_err(|e| self.ctx(e, Operation::Leftovers))
+        self.retried(&self.inner.stats, || provider.leftovers(owner))
+            .await
+            .map_err(|e| self.ctx(e, Operation::Leftovers))
     }
 
     pub async fn reap(&self, items: &[Leftover]) -> Result<Vec<ReapResult>> {
         if !self.capabilities().leftovers {
-            return Err(self.ctx(Error::unsupported("this backend cannot reap leftovers"), Operation::Reap));
+            return Err(self.ctx(
+                Error::unsupported("this backend cannot reap leftovers"),
+                Operation::Reap,
+            ));
         }
         let provider = &self.inner.provider;
-        self.retried(&self.inner.stats, || provider.reap(items)).await.map_err(|e| self.ctx(e, Operation::Reap))
+        self.retried(&self.inner.stats, || provider.reap(items))
+            .await
+            .map_err(|e| self.ctx(e, Operation::Reap))
     }
 
     /// Runs a command in an instance. Not retried: a command may not be idempotent.
     pub async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
         if !self.capabilities().exec {
-            return Err(self.ctx(Error::unsupported("this backend cannot run commands in instances"), Operation::Exec));
+            return Err(self.ctx(
+                Error::unsupported("this backend cannot run commands in instances"),
+                Operation::Exec,
+            ));
         }
-        self.inner.provider.exec(id, req).await.map_err(|e| self.ctx(e.with_context("instance", id.to_string()), Operation::Exec))
+        self.inner
+            .provider
+            .exec(id, req)
+            .await
+            .map_err(|e| self.ctx(e.with_context("instance", id.to_string()), Operation::Exec))
     }
 
     /// Polls until every id is running (or gone), or `timeout` passes.
@@ -492,7 +582,15 @@ impl Launcher {
             let gone: Vec<&Instance> = got.iter().filter(|i| i.state >= InstanceState::ShuttingDown).collect();
             if let Some(g) = gone.first() {
                 return Err(self.ctx(
-                    Error::new(ErrorKind::Conflict, format!("instance {} is {} ({})", g.id, g.state, g.state_reason.as_deref().unwrap_or("no reason given"))),
+                    Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "instance {} is {} ({})",
+                            g.id,
+                            g.state,
+                            g.state_reason.as_deref().unwrap_or("no reason given")
+                        ),
+                    ),
                     Operation::Launch,
                 ));
             }
@@ -501,7 +599,10 @@ impl Launcher {
             }
             if crate::clock::between(start, self.inner.clock.now()) >= timeout {
                 return Err(self.ctx(
-                    Error::new(ErrorKind::Timeout, format!("instances not running after {}", human(timeout))),
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("instances not running after {}", human(timeout)),
+                    ),
                     Operation::Launch,
                 ));
             }

@@ -31,10 +31,16 @@ pub struct Money {
 }
 
 impl Money {
-    pub const ZERO: Money = Money { amount: Decimal::ZERO, currency: Currency::Usd };
+    pub const ZERO: Money = Money {
+        amount: Decimal::ZERO,
+        currency: Currency::Usd,
+    };
 
     pub fn usd(amount: Decimal) -> Self {
-        Money { amount, currency: Currency::Usd }
+        Money {
+            amount,
+            currency: Currency::Usd,
+        }
     }
 
     /// Parses a plain decimal string as USD (`"0.0416"`).
@@ -46,7 +52,10 @@ impl Money {
 
     /// Micro-units (1e-6 of the currency), the integer form used in tags and labels.
     pub fn to_micros(self) -> i64 {
-        (self.amount * Decimal::from(1_000_000)).round().to_i64().unwrap_or(i64::MAX)
+        (self.amount * Decimal::from(1_000_000))
+            .round()
+            .to_i64()
+            .unwrap_or(i64::MAX)
     }
 
     pub fn from_micros(micros: i64) -> Self {
@@ -55,13 +64,19 @@ impl Money {
 
     /// Scales by a dimensionless factor (instances, hours).
     pub fn times(self, factor: Decimal) -> Self {
-        Money { amount: self.amount * factor, currency: self.currency }
+        Money {
+            amount: self.amount * factor,
+            currency: self.currency,
+        }
     }
 
     /// Price per hour times a number of seconds.
     pub fn per_hour_for_seconds(self, seconds: u64) -> Self {
         // Multiply before dividing so exact prices stay exact.
-        Money { amount: self.amount * Decimal::from(seconds) / Decimal::from(3600), currency: self.currency }
+        Money {
+            amount: self.amount * Decimal::from(seconds) / Decimal::from(3600),
+            currency: self.currency,
+        }
     }
 
     pub fn is_zero(self) -> bool {
@@ -92,7 +107,10 @@ impl Add for Money {
     type Output = Money;
     fn add(self, rhs: Money) -> Money {
         debug_assert_eq!(self.currency, rhs.currency, "adding money of different currencies");
-        Money { amount: self.amount + rhs.amount, currency: self.currency }
+        Money {
+            amount: self.amount + rhs.amount,
+            currency: self.currency,
+        }
     }
 }
 

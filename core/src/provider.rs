@@ -23,7 +23,11 @@ pub struct ProviderInfo {
 
 impl ProviderInfo {
     pub fn new(cloud: Cloud, account: impl Into<String>, default_region: impl Into<String>) -> Self {
-        ProviderInfo { cloud, account: account.into(), default_region: default_region.into() }
+        ProviderInfo {
+            cloud,
+            account: account.into(),
+            default_region: default_region.into(),
+        }
     }
 }
 

@@ -167,7 +167,10 @@ impl LaunchRequest {
         self.command.hash(&mut h);
         self.image.hash(&mut h);
         for (k, v) in &self.tags {
-            if !matches!(k.as_str(), crate::tags::DEADLINE | crate::tags::PRICE | crate::tags::LAUNCH) {
+            if !matches!(
+                k.as_str(),
+                crate::tags::DEADLINE | crate::tags::PRICE | crate::tags::LAUNCH
+            ) {
                 (k, v).hash(&mut h);
             }
         }
@@ -255,7 +258,9 @@ impl ListRequest {
     }
     /// Live states only (not terminated).
     pub fn live(self) -> Self {
-        self.state(InstanceState::Pending).state(InstanceState::Running).state(InstanceState::ShuttingDown)
+        self.state(InstanceState::Pending)
+            .state(InstanceState::Running)
+            .state(InstanceState::ShuttingDown)
     }
 
     /// Whether an instance passes the filters (for backends that filter client-side).
@@ -278,7 +283,11 @@ pub struct QuoteRequest {
 
 impl QuoteRequest {
     pub fn new(instance_type: impl Into<String>, region: impl Into<String>, purchase: PurchaseOption) -> Self {
-        QuoteRequest { instance_type: instance_type.into(), region: region.into(), purchase }
+        QuoteRequest {
+            instance_type: instance_type.into(),
+            region: region.into(),
+            purchase,
+        }
     }
 }
 
@@ -296,7 +305,13 @@ pub struct Quote {
 }
 
 impl Quote {
-    pub fn new(req: &QuoteRequest, hourly: Money, billing: BillingRule, source: impl Into<String>, as_of: NaiveDate) -> Self {
+    pub fn new(
+        req: &QuoteRequest,
+        hourly: Money,
+        billing: BillingRule,
+        source: impl Into<String>,
+        as_of: NaiveDate,
+    ) -> Self {
         Quote {
             instance_type: req.instance_type.clone(),
             region: req.region.clone(),
@@ -351,7 +366,11 @@ pub struct ReapResult {
 
 impl ReapResult {
     pub fn new(kind: impl Into<String>, id: impl Into<String>, outcome: TerminateOutcome) -> Self {
-        ReapResult { kind: kind.into(), id: id.into(), outcome }
+        ReapResult {
+            kind: kind.into(),
+            id: id.into(),
+            outcome,
+        }
     }
 }
 
@@ -366,7 +385,11 @@ pub struct ExecRequest {
 
 impl ExecRequest {
     pub fn new(command: impl Into<String>) -> Self {
-        ExecRequest { command: command.into(), timeout: None, env: Vec::new() }
+        ExecRequest {
+            command: command.into(),
+            timeout: None,
+            env: Vec::new(),
+        }
     }
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
@@ -391,6 +414,12 @@ pub struct ExecOutput {
 
 impl ExecOutput {
     pub fn new(exit_code: Option<i32>, stdout: String, stderr: String, wall: Duration, timed_out: bool) -> Self {
-        ExecOutput { exit_code, stdout, stderr, wall, timed_out }
+        ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+            wall,
+            timed_out,
+        }
     }
 }

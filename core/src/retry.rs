@@ -37,12 +37,18 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// No retries at all (for tests that count raw calls).
     pub fn none() -> Self {
-        RetryPolicy { max_attempts: 1, rate_limit_patience: Duration::ZERO, ..Default::default() }
+        RetryPolicy {
+            max_attempts: 1,
+            rate_limit_patience: Duration::ZERO,
+            ..Default::default()
+        }
     }
 
     /// The wait before retry number `attempt` (0-based).
     pub fn backoff(&self, attempt: u32, rng: &SeededRng) -> Duration {
-        let exp = self.base.saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX));
+        let exp = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX));
         let d = exp.min(self.cap);
         let half = d / 2;
         half + Duration::from_nanos(rng.range_u64(0, half.as_nanos() as u64))
@@ -148,7 +154,9 @@ mod tests {
         let clock = VirtualClock::at_epoch();
         let stats = RetryStats::default();
         let r: Result<()> = RetryPolicy::default()
-            .run(&clock, &SeededRng::new(1), &stats, || async { Err(Error::invalid_spec("no")) })
+            .run(&clock, &SeededRng::new(1), &stats, || async {
+                Err(Error::invalid_spec("no"))
+            })
             .await;
         assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidSpec);
         assert_eq!(stats.snapshot().0, 1);
@@ -161,7 +169,9 @@ mod tests {
         let stats = RetryStats::default();
         let policy = RetryPolicy::default();
         let r: Result<()> = policy
-            .run(&clock, &SeededRng::new(1), &stats, || async { Err(Error::new(ErrorKind::RateLimited, "slow down")) })
+            .run(&clock, &SeededRng::new(1), &stats, || async {
+                Err(Error::new(ErrorKind::RateLimited, "slow down"))
+            })
             .await;
         assert!(r.is_err());
         let waited = between(start, clock.now());

@@ -47,7 +47,9 @@ pub fn validate_user_tag(key: &str, value: &str) -> Result<()> {
     let ok_key = !key.is_empty()
         && key.len() <= 63
         && key.starts_with(|c: char| c.is_ascii_lowercase())
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !ok_key {
         return Err(Error::invalid_spec(format!("tag key `{key}` is not valid"))
             .with_hint("tag keys start with a lowercase letter and use only a-z, 0-9, `_` and `-` (at most 63), so they work on GCP too"));
@@ -56,8 +58,12 @@ pub fn validate_user_tag(key: &str, value: &str) -> Result<()> {
         return Err(Error::invalid_spec(format!("tag key `{key}` is reserved for herd")));
     }
     if sanitize_value(value) != value {
-        return Err(Error::invalid_spec(format!("tag value `{value}` for `{key}` is not valid"))
-            .with_hint(format!("use lowercase a-z, 0-9, `_` and `-` (at most 63), e.g. `{}`", sanitize_value(value))));
+        return Err(
+            Error::invalid_spec(format!("tag value `{value}` for `{key}` is not valid")).with_hint(format!(
+                "use lowercase a-z, 0-9, `_` and `-` (at most 63), e.g. `{}`",
+                sanitize_value(value)
+            )),
+        );
     }
     Ok(())
 }

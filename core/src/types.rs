@@ -69,8 +69,12 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
-    pub const ALL: [InstanceState; 4] =
-        [InstanceState::Pending, InstanceState::Running, InstanceState::ShuttingDown, InstanceState::Terminated];
+    pub const ALL: [InstanceState; 4] = [
+        InstanceState::Pending,
+        InstanceState::Running,
+        InstanceState::ShuttingDown,
+        InstanceState::Terminated,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,10 +100,16 @@ impl fmt::Display for InstanceState {
 impl FromStr for InstanceState {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        InstanceState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            Error::invalid_spec(format!("unknown instance state `{s}`"))
-                .with_suggestions(did_you_mean(s, InstanceState::ALL.iter().map(|s| s.as_str()), 2))
-        })
+        InstanceState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid_spec(format!("unknown instance state `{s}`")).with_suggestions(did_you_mean(
+                    s,
+                    InstanceState::ALL.iter().map(|s| s.as_str()),
+                    2,
+                ))
+            })
     }
 }
 
@@ -132,7 +142,10 @@ impl FromStr for PurchaseOption {
         match s {
             "on-demand" | "ondemand" | "on_demand" => Ok(PurchaseOption::OnDemand),
             "spot" | "preemptible" => Ok(PurchaseOption::Spot),
-            _ => Err(Error::invalid_spec(format!("unknown purchase option `{s}`")).with_hint("use `on-demand` or `spot`")),
+            _ => {
+                Err(Error::invalid_spec(format!("unknown purchase option `{s}`"))
+                    .with_hint("use `on-demand` or `spot`"))
+            }
         }
     }
 }
@@ -200,7 +213,11 @@ impl LaunchId {
     /// A fresh id: `l-` + 16 hex digits from the time and a random word.
     pub fn generate(now: DateTime<Utc>, random: u64) -> Self {
         let t = now.timestamp_millis() as u64;
-        LaunchId(format!("l-{:08x}{:08x}", (t & 0xffff_ffff) as u32, (random & 0xffff_ffff) as u32))
+        LaunchId(format!(
+            "l-{:08x}{:08x}",
+            (t & 0xffff_ffff) as u32,
+            (random & 0xffff_ffff) as u32
+        ))
     }
 
     /// The id of the `i`th batch of a launch split across several calls.
