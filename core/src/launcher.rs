@@ -270,16 +270,18 @@ impl Launcher {
             }
         }
 
-        let od = self
-            .quote(&QuoteRequest::new(
+        // Quotes come from the catalog (no API call); errors keep the launch's context.
+        let provider = &self.inner.provider;
+        let od = provider
+            .cost(&QuoteRequest::new(
                 &spec.instance_type,
                 &region,
                 PurchaseOption::OnDemand,
             ))
             .await?;
         let quote = if spec.market.wants_spot() {
-            match self
-                .quote(&QuoteRequest::new(&spec.instance_type, &region, PurchaseOption::Spot))
+            match provider
+                .cost(&QuoteRequest::new(&spec.instance_type, &region, PurchaseOption::Spot))
                 .await
             {
                 Ok(q) => q,
