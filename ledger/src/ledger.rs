@@ -1,12 +1,17 @@
 //! The [`Ledger`] handle: opening, queries, and the [`Journal`] the Launcher writes to.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herd_core::{Error, Instance, Journal, LaunchId, LaunchIntent, Money, Result, SharedClock, SystemClock};
+use herd_core::tags::sanitize_value;
+use herd_core::{Instance, Journal, LaunchId, LaunchIntent, Money, Result, SharedClock, SystemClock};
 
+use crate::cost;
 use crate::model::{CostGroup, CostRow, InstanceFilter, LaunchFilter, LaunchRecord, StateChange};
+use crate::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// How a ledger is opened.
 #[derive(Debug, Clone)]
@@ -14,7 +19,7 @@ pub struct LedgerOptions {
     /// How long to wait for another herd process holding the database before giving up
     /// with a temporary `Unavailable` error.
     pub busy_timeout: Duration,
-    /// Time for state changes the cloud gives no instant for.
+    /// Dates the state changes the cloud gives no instant for.
     pub clock: SharedClock,
 }
 
@@ -22,45 +27,63 @@ impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
             busy_timeout: Duration::from_secs(2),
-            clock: std::sync::Arc::new(SystemClock),
+            clock: Arc::new(SystemClock),
         }
     }
 }
 
-/// herd's ledger. Cheap to share: `Send + Sync`, one connection behind a mutex.
+/// herd's ledger. `Send + Sync`: one connection behind a mutex, shared by the Launcher
+/// (as its [`Journal`]) and the CLI's queries.
 #[derive(Debug)]
 pub struct Ledger {
+    store: Box<dyn Store>,
     path: Option<PathBuf>,
+    clock: SharedClock,
 }
 
-fn not_yet() -> Error {
-    Error::unexpected("the ledger is not implemented yet")
-}
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Ledger>();
+};
 
 impl Ledger {
-    /// Opens (creating if needed) the ledger at `path` and migrates it to the latest schema.
+    /// Opens (creating it and its directory if needed) the ledger at `path`, migrating it
+    /// to the latest schema. Errors: `ConfigInvalid` for a file that is not a ledger or
+    /// was written by a newer herd; `Unavailable` (temporary) when another process holds
+    /// it past the busy timeout. A file that cannot be used is never modified.
     pub fn open(path: &Path) -> Result<Ledger> {
         Ledger::open_with(path, LedgerOptions::default())
     }
 
-    pub fn open_with(path: &Path, _opts: LedgerOptions) -> Result<Ledger> {
+    pub fn open_with(path: &Path, opts: LedgerOptions) -> Result<Ledger> {
         Ok(Ledger {
+            store: Box::new(SqliteStore::open(path, opts.busy_timeout)?),
             path: Some(path.to_path_buf()),
+            clock: opts.clock,
         })
     }
 
-    /// A ledger that lives as long as this handle (tests, `--no-ledger` runs).
+    /// A ledger that lives as long as this handle (tests, runs that keep no record).
     pub fn in_memory() -> Result<Ledger> {
         Ledger::in_memory_with(LedgerOptions::default())
     }
 
-    pub fn in_memory_with(_opts: LedgerOptions) -> Result<Ledger> {
-        Ok(Ledger { path: None })
+    pub fn in_memory_with(opts: LedgerOptions) -> Result<Ledger> {
+        Ok(Ledger {
+            store: Box::new(SqliteStore::in_memory(opts.busy_timeout)?),
+            path: None,
+            clock: opts.clock,
+        })
     }
 
     /// `$HERD_LEDGER`, else `$XDG_DATA_HOME/herd/ledger.db`, else `$HOME/.local/share/herd/ledger.db`.
     pub fn default_path() -> PathBuf {
-        PathBuf::from("ledger.db")
+        crate::paths::default_path(|k| std::env::var_os(k))
+    }
+
+    /// The schema version this herd writes (`PRAGMA user_version`).
+    pub fn schema_version() -> u32 {
+        crate::sqlite::SCHEMA_VERSION
     }
 
     /// The database file, `None` when in memory.
@@ -68,47 +91,57 @@ impl Ledger {
         self.path.as_deref()
     }
 
-    /// Instances matching `f`, newest launch first.
-    pub fn instances(&self, _f: &InstanceFilter) -> Result<Vec<Instance>> {
-        Err(not_yet())
+    /// Instances matching `f`, most recently launched first.
+    pub fn instances(&self, f: &InstanceFilter) -> Result<Vec<Instance>> {
+        self.store.instances(f)
     }
 
     /// Launches matching `f`, newest first.
-    pub fn launches(&self, _f: &LaunchFilter) -> Result<Vec<LaunchRecord>> {
-        Err(not_yet())
+    pub fn launches(&self, f: &LaunchFilter) -> Result<Vec<LaunchRecord>> {
+        self.store.launches(f)
     }
 
     /// The recorded transitions of one instance, oldest first.
-    pub fn state_changes(&self, _instance_id: &str) -> Result<Vec<StateChange>> {
-        Err(not_yet())
+    pub fn state_changes(&self, instance_id: &str) -> Result<Vec<StateChange>> {
+        self.store.state_changes(instance_id)
     }
 
-    /// Spend within `[from, to]` grouped by `by`, optionally for one owner.
+    /// Spend within `[from, to]` (from the beginning when `from` is `None`) grouped by
+    /// `by`, optionally for one owner; rows in key order. Instances the ledger still sees
+    /// live are billed until `to` (never past their deadline); `projected` adds what they
+    /// will cost until their deadline.
     pub fn cost_report(
         &self,
-        _by: CostGroup,
-        _from: Option<DateTime<Utc>>,
-        _to: DateTime<Utc>,
-        _owner: Option<&str>,
+        by: CostGroup,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+        owner: Option<&str>,
     ) -> Result<Vec<CostRow>> {
-        Err(not_yet())
+        let owner_key = owner.map(sanitize_value);
+        let runs = self.store.runs_between(from, to, owner_key.as_deref())?;
+        Ok(cost::report(&runs, by, from, to))
     }
 }
 
 impl Journal for Ledger {
-    fn committed_since(&self, _owner: &str, _since: DateTime<Utc>) -> Result<Money> {
-        Err(not_yet())
+    fn committed_since(&self, owner: &str, since: DateTime<Utc>) -> Result<Money> {
+        let launches = self.store.launches_with_runs(&sanitize_value(owner), since)?;
+        Ok(launches.iter().map(|(l, runs)| cost::committed(l, runs)).sum())
     }
-    fn launch_started(&self, _intent: &LaunchIntent) -> Result<()> {
-        Err(not_yet())
+
+    fn launch_started(&self, intent: &LaunchIntent) -> Result<()> {
+        self.store.insert_launch(intent)
     }
-    fn launch_failed(&self, _launch_id: &LaunchId, _error: &str) -> Result<()> {
-        Err(not_yet())
+
+    fn launch_failed(&self, launch_id: &LaunchId, error: &str) -> Result<()> {
+        self.store.fail_launch(launch_id.as_str(), error)
     }
-    fn instances_seen(&self, _instances: &[Instance]) -> Result<()> {
-        Err(not_yet())
+
+    fn instances_seen(&self, instances: &[Instance]) -> Result<()> {
+        self.store.record_sightings(instances, self.clock.now())
     }
-    fn instances_ended(&self, _ids: &[String], _at: DateTime<Utc>, _reason: &str) -> Result<()> {
-        Err(not_yet())
+
+    fn instances_ended(&self, ids: &[String], at: DateTime<Utc>, reason: &str) -> Result<()> {
+        self.store.record_ends(ids, at, reason)
     }
 }

@@ -1,0 +1,66 @@
+//! SQLite failures as herd errors a user can act on.
+
+use std::time::Duration;
+
+use herd_core::{Error, ErrorKind};
+use rusqlite::ErrorCode;
+
+const MOVE_ASIDE: &str = "nothing in the cloud is lost -- `herd ls` re-records live instances from the cloud's tags";
+
+/// The ledger file is not a SQLite database or is damaged.
+pub(super) fn corrupted(label: &str) -> Error {
+    Error::config(format!(
+        "ledger {label} is not a readable herd ledger (not a SQLite database, or corrupted)"
+    ))
+    .with_hint(format!("move it aside (`mv {label} {label}.bad`); {MOVE_ASIDE}"))
+}
+
+pub(super) fn newer_schema(label: &str, found: u32, known: u32) -> Error {
+    Error::config(format!(
+        "ledger {label} was written by a newer herd (schema v{found}, this herd knows v{known})"
+    ))
+    .with_hint("upgrade herd, or point HERD_LEDGER at another file")
+}
+
+pub(super) fn io(label: &str, what: &str, e: std::io::Error) -> Error {
+    Error::config(format!("cannot {what} for ledger {label}: {e}"))
+        .with_hint("check the permissions, or point HERD_LEDGER at a writable file")
+        .with_source(e)
+}
+
+/// Maps any SQLite error met while using the ledger at `label`.
+pub(super) fn map(e: rusqlite::Error, label: &str, busy_timeout: Duration) -> Error {
+    let err = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "ledger {label} is busy: another herd process held it for more than {} ms",
+                    busy_timeout.as_millis()
+                ),
+            )
+            .temporary(true)
+            .with_hint("try again in a moment; if it stays busy, look for a stuck `herd` process using this ledger"),
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => corrupted(label),
+            ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly => {
+                Error::config(format!("cannot write to ledger {label}: {e}"))
+                    .with_hint("check the file's permissions, or point HERD_LEDGER at a writable file")
+            }
+            ErrorCode::DiskFull => Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot write to ledger {label}: disk full"),
+            )
+            .temporary(false)
+            .with_hint("free some disk space, then try again"),
+            _ => Error::unexpected(format!("ledger {label}: {e}")),
+        },
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            Error::unexpected(format!("ledger {label} holds a value this herd cannot read: {e}"))
+                .with_hint(format!("if the file was edited by hand, move it aside; {MOVE_ASIDE}"))
+        }
+        _ => Error::unexpected(format!("ledger {label}: {e}")),
+    };
+    err.with_source(e)
+}
