@@ -1,0 +1,361 @@
+//! The command line as plain data: clap derives the parser, nothing here does work.
+//! Values that need herd's own parsing (durations, money, tags, clouds) stay strings so
+//! their errors come out in herd's `error:` / `hint:` form, not clap's.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Settings, lowest to highest precedence: defaults, ~/.config/herd/config.toml ($HERD_CONFIG),
+the nearest herd.toml, --config FILE, HERD_* environment variables, flags.
+
+Exit codes: 0 success, 1 error (including a refused budget or dry run), 2 usage error.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herd",
+    version,
+    about = "Start cloud VMs with a price, a deadline and a budget; find and stop them again.",
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Also read this config file (above herd.toml, below HERD_* variables).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// When to colour output; NO_COLOR in the environment means `never` for `auto`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Say more (state changes in `ls --history`, config files read).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch instances (priced, tagged, with a deadline the cloud enforces).
+    Launch(LaunchArgs),
+    /// List your instances, live from the cloud (or from the ledger with --history).
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Terminate instances.
+    #[command(visible_alias = "terminate")]
+    Down(DownArgs),
+    /// What your instances cost, from the ledger; `herd cost quote TYPE` prices a type.
+    Cost(CostArgs),
+    /// List instance types and their prices.
+    Catalog(CatalogArgs),
+    /// Find the cheapest offers that meet your constraints.
+    Plan(PlanArgs),
+    /// Find and delete what herd left behind (volumes, overdue instances).
+    Reap(ReapArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Instance type, e.g. l1.small (`herd catalog` lists them).
+    #[arg(value_name = "TYPE")]
+    pub instance_type: String,
+    /// How many instances.
+    #[arg(short = 'n', long, default_value = "1", value_name = "N", value_parser = parse_count)]
+    pub count: u32,
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    #[arg(long, value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Buy spot capacity (cheaper, may be interrupted).
+    #[arg(long, conflicts_with = "spot_fallback")]
+    pub spot: bool,
+    /// Try spot, fall back to on-demand when there is no spot capacity.
+    #[arg(long)]
+    pub spot_fallback: bool,
+    /// The cloud ends the instances after this long (e.g. 90m, 2h).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub deadline: Option<String>,
+    /// Idle timeout (e.g. 20m); 0 turns it off.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub keepalive: Option<String>,
+    /// A tag to add, key=value (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Cluster name (default: derived from the launch id).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Run once when an instance is up.
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+    /// Run after setup; the instance stays up afterwards until idle or its deadline.
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Idempotency key: launching again with the same id starts nothing new.
+    #[arg(long, value_name = "ID")]
+    pub launch_id: Option<String>,
+    /// Per-launch budget for this launch, e.g. 25 or $25.
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<String>,
+    /// Print the plan and its worst-case cost; launch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until the instances are running (the default).
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Return as soon as the cloud accepted the launch.
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Counts are whole numbers; say so instead of clap's "invalid digit".
+fn parse_count(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("`{s}` is not a whole number of instances (1 to 4294967295)"))
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Include terminated instances.
+    #[arg(long)]
+    pub all_states: bool,
+    /// Read the ledger instead of the cloud (ended instances included).
+    #[arg(long)]
+    pub history: bool,
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    #[arg(long = "launch", value_name = "LAUNCH_ID")]
+    pub launch_id: Option<String>,
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// pending, running, shutting-down or terminated.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Instance ids.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// All your live instances of this cluster.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// All your live instances of this launch.
+    #[arg(long = "launch", value_name = "LAUNCH_ID")]
+    pub launch_id: Option<String>,
+    /// All your live instances.
+    #[arg(long, conflicts_with_all = ["ids", "cluster", "launch_id"])]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CostArgs {
+    #[command(subcommand)]
+    pub quote: Option<CostCommand>,
+    /// How to group the report.
+    #[arg(long, value_enum, default_value_t = CostBy::Cluster)]
+    pub by: CostBy,
+    /// Start of the period: a duration ago (7d, 12h) or a date (2026-01-31).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostBy {
+    Cluster,
+    Launch,
+    Day,
+    Type,
+    Cloud,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CostCommand {
+    /// What a type costs per hour and for a duration.
+    Quote(QuoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    #[arg(value_name = "TYPE")]
+    pub instance_type: String,
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub spot: bool,
+    /// Hours to price (decimals allowed, e.g. 1.5).
+    #[arg(long, default_value = "1", value_name = "H")]
+    pub hours: String,
+    #[arg(short = 'n', long, default_value = "1", value_name = "N", value_parser = parse_count)]
+    pub count: u32,
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Only this cloud (repeatable).
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
+    /// Region glob, e.g. 'local-*' (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub region: Vec<String>,
+    /// Family, e.g. l1 (repeatable).
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Vec<String>,
+    /// Type glob, e.g. 'c1.*' (repeatable).
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// x86_64 or arm64.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// CPU vendor.
+    #[arg(long)]
+    pub vendor: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub min_vcpus: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub max_vcpus: Option<u32>,
+    #[arg(long, value_name = "GIB")]
+    pub min_memory: Option<String>,
+    /// GPU model (substring match).
+    #[arg(long, value_name = "MODEL")]
+    pub gpu: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub min_gpus: Option<u32>,
+    /// Spot offers only.
+    #[arg(long, conflicts_with = "on_demand")]
+    pub spot: bool,
+    /// On-demand offers only.
+    #[arg(long)]
+    pub on_demand: bool,
+    /// Most dollars per hour, e.g. 0.10.
+    #[arg(long, value_name = "USD")]
+    pub max_price: Option<String>,
+    #[arg(long, value_enum, default_value_t = SortBy::Price)]
+    pub sort: SortBy,
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Price,
+    PricePerVcpu,
+    PricePerGib,
+    Vcpus,
+    Memory,
+    Name,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// At least this many vCPUs.
+    #[arg(long, value_name = "N")]
+    pub vcpus: Option<u32>,
+    /// At least this much memory, GiB.
+    #[arg(long, value_name = "GIB")]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long)]
+    pub vendor: Option<String>,
+    #[arg(long, value_name = "MODEL")]
+    pub gpu: Option<String>,
+    /// At least this many GPUs.
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// Most dollars per hour.
+    #[arg(long, value_name = "USD")]
+    pub max_price: Option<String>,
+    /// Spot offers only.
+    #[arg(long)]
+    pub spot: bool,
+    /// Region glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub region: Vec<String>,
+    /// Only this cloud (repeatable).
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
+    /// How many offers to show.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn negative_durations_reach_herd_not_clap() {
+        let cli = Cli::try_parse_from(["herd", "launch", "l1.small", "--deadline", "-5m"]).unwrap();
+        let Command::Launch(a) = cli.command else { panic!() };
+        assert_eq!(a.deadline.as_deref(), Some("-5m"));
+    }
+
+    #[test]
+    fn count_must_be_whole() {
+        let e = Cli::try_parse_from(["herd", "launch", "l1.small", "-n", "1e9"]).unwrap_err();
+        assert!(e.to_string().contains("not a whole number"), "{e}");
+    }
+}

@@ -1,0 +1,142 @@
+//! `herd ls`: your instances, live from the cloud (which also records them in the
+//! ledger); `--history` reads the ledger instead, ended instances included.
+
+use chrono::Utc;
+use herd_core::{tags, BillingRule, Instance, InstanceState, ListRequest, Money};
+use herd_ledger::{InstanceFilter, StateChange};
+use serde::Serialize;
+
+use crate::args::LsArgs;
+use crate::context::Context;
+use crate::format;
+
+pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
+    let state = a.state.as_deref().map(str::parse::<InstanceState>).transpose()?;
+    let filtered = a.cluster.is_some() || a.launch_id.is_some() || a.region.is_some() || state.is_some();
+    if a.history {
+        return history(ctx, a, state, filtered);
+    }
+    let launcher = ctx.launcher()?;
+    let mut req = ListRequest::new().tag(tags::OWNER, ctx.owner());
+    if let Some(c) = &a.cluster {
+        req = req.tag(tags::CLUSTER, tags::sanitize_value(c));
+    }
+    if let Some(l) = &a.launch_id {
+        req = req.tag(tags::LAUNCH, tags::sanitize_value(l));
+    }
+    if let Some(r) = &a.region {
+        launcher.catalog().find_region(launcher.info().cloud, r)?;
+        req = req.region(r);
+    }
+    req = match state {
+        Some(s) => req.state(s),
+        None if a.all_states => req,
+        None => req.live(),
+    };
+    let mut instances = ctx.block_on(launcher.list(&req))??;
+    instances.sort_by(|x, y| x.launched_at.cmp(&y.launched_at).then_with(|| x.id.cmp(&y.id)));
+
+    if a.json {
+        return ctx.printer.json(&instances);
+    }
+    if instances.is_empty() {
+        empty(ctx, filtered);
+        return Ok(());
+    }
+    ctx.printer.table(&format::instance_table(&instances, Utc::now()));
+    Ok(())
+}
+
+fn empty(ctx: &Context, filtered: bool) {
+    if filtered {
+        ctx.printer.note("no instances match");
+    } else {
+        ctx.printer
+            .note("no instances; start one with `herd launch l1.small`");
+    }
+}
+
+#[derive(Serialize)]
+struct HistoryRow<'a> {
+    #[serde(flatten)]
+    instance: &'a Instance,
+    /// What it cost (or has cost so far), at its frozen price.
+    accrued: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_changes: Option<Vec<StateChange>>,
+}
+
+fn history(ctx: &Context, a: &LsArgs, state: Option<InstanceState>, filtered: bool) -> anyhow::Result<()> {
+    let ledger = ctx.ledger()?;
+    let filter = InstanceFilter {
+        owner: Some(ctx.owner().to_string()),
+        cluster: a.cluster.clone(),
+        launch_id: a.launch_id.clone(),
+        ..InstanceFilter::default()
+    };
+    let mut instances = ledger.instances(&filter)?;
+    instances.retain(|i| a.region.as_ref().is_none_or(|r| &i.region == r) && state.is_none_or(|s| i.state == s));
+    instances.reverse(); // the ledger gives newest first; tables read oldest first
+    let now = Utc::now();
+    let accrued = |i: &Instance| {
+        let end = i.ended_at.unwrap_or(now).max(i.launched_at);
+        BillingRule::for_cloud(i.cloud).accrued(i.hourly_price, i.launched_at, end, None, None)
+    };
+    let mut rows = Vec::with_capacity(instances.len());
+    for i in &instances {
+        rows.push(HistoryRow {
+            instance: i,
+            accrued: accrued(i),
+            state_changes: if ctx.verbose { Some(ledger.state_changes(&i.id)?) } else { None },
+        });
+    }
+    if a.json {
+        return ctx.printer.json(&rows);
+    }
+    if rows.is_empty() {
+        empty(ctx, filtered);
+        return Ok(());
+    }
+    let mut t = crate::printer::Table::new(&[
+        "ID", "TYPE", "ZONE", "STATE", "PURCHASE", ">$/H", "LAUNCHED", ">RAN", ">COST", "CLUSTER",
+    ]);
+    for r in &rows {
+        let i = r.instance;
+        t.row(vec![
+            i.id.clone().into(),
+            i.instance_type.clone().into(),
+            format::place(i).into(),
+            format::state(i),
+            i.purchase.to_string().into(),
+            i.hourly_price.to_string().into(),
+            format::instant(i.launched_at).into(),
+            format::age(i, now).into(),
+            r.accrued.to_string().into(),
+            format::cluster(i).into(),
+        ]);
+    }
+    let total: Money = rows.iter().map(|r| r.accrued).sum();
+    t.footer(vec![
+        format!("{} instance(s)", rows.len()).into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        total.to_string().into(),
+    ]);
+    ctx.printer.table(&t);
+    for r in rows.iter().filter(|r| r.state_changes.is_some()) {
+        let changes = r.state_changes.as_deref().unwrap_or_default();
+        ctx.printer.line(format!("\n{}:", r.instance.id));
+        for c in changes {
+            let from = c.from.map_or("(new)".to_string(), |f| f.to_string());
+            let why = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            ctx.printer
+                .line(format!("  {}  {from} -> {}{why}", format::instant_secs(c.at), c.to));
+        }
+    }
+    Ok(())
+}

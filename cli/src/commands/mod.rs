@@ -1,0 +1,80 @@
+//! One file per subcommand. [`run`] turns flags into settings overrides, loads the
+//! settings once, and dispatches.
+
+mod catalog;
+mod completions;
+mod cost;
+mod down;
+mod launch;
+mod ls;
+mod plan;
+mod reap;
+
+use crate::args::{Cli, Command, CostCommand};
+use crate::context::Context;
+use crate::printer::Printer;
+use crate::settings::{Overrides, Settings};
+
+pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
+    let Cli { global, command } = cli;
+    // Completions need nothing else, not even a valid config.
+    if let Command::Completions(a) = &command {
+        return completions::run(a);
+    }
+    let overrides = overrides(global.config.clone(), &command);
+    let settings = Settings::load(&overrides)?;
+    let ctx = Context::new(settings, printer.clone(), global.verbose);
+    if ctx.verbose {
+        for f in &ctx.settings.files {
+            ctx.printer.note(format!("config: {}", f.display()));
+        }
+    }
+    match &command {
+        Command::Launch(a) => launch::run(&ctx, a),
+        Command::Ls(a) => ls::run(&ctx, a),
+        Command::Down(a) => down::run(&ctx, a),
+        Command::Cost(a) => cost::run(&ctx, a),
+        Command::Catalog(a) => catalog::run(&ctx, a),
+        Command::Plan(a) => plan::run(&ctx, a),
+        Command::Reap(a) => reap::run(&ctx, a),
+        Command::Completions(a) => completions::run(a),
+    }
+}
+
+/// The flags that are settings (the top layer of the merge).
+fn overrides(config: Option<std::path::PathBuf>, command: &Command) -> Overrides {
+    let mut o = Overrides {
+        config,
+        ..Overrides::default()
+    };
+    match command {
+        Command::Launch(a) => {
+            o.cloud = a.cloud.clone();
+            o.region = a.region.clone();
+            o.deadline = a.deadline.clone();
+            o.keepalive = a.keepalive.clone();
+            o.budget_per_launch = a.budget.clone();
+        }
+        Command::Cost(c) => {
+            if let Some(CostCommand::Quote(q)) = &c.quote {
+                o.cloud = q.cloud.clone();
+                o.region = q.region.clone();
+            }
+        }
+        _ => {}
+    }
+    o
+}
+
+/// Asks before destroying anything unless `--yes`; `false` means the user said no.
+fn confirmed(ctx: &Context, yes: bool, question: &str, what: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    ctx.printer.confirm(question, what)
+}
+
+/// The error for "the user said no".
+fn aborted(what: &str) -> anyhow::Error {
+    herd_core::Error::new(herd_core::ErrorKind::Conflict, format!("aborted: {what}")).into()
+}

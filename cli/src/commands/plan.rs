@@ -1,0 +1,163 @@
+//! `herd plan`: the cheapest offers that meet your constraints, ranked by price (ties by
+//! price per vCPU). When nothing matches, it says which constraint to relax.
+
+use std::cmp::Ordering;
+
+use herd_core::catalog::{OfferQuery, OfferRow, SortKey};
+use herd_core::{Arch, Catalog, Error, PurchaseOption};
+use serde::Serialize;
+
+use super::catalog::{offer_table, parse_clouds, parse_gib, parse_price, OfferJson};
+use crate::args::PlanArgs;
+use crate::catalogs;
+use crate::context::Context;
+
+/// The flags that constrain a plan, by name, so a failed plan can try dropping each.
+const CONSTRAINTS: [&str; 10] = [
+    "--vcpus",
+    "--memory",
+    "--arch",
+    "--vendor",
+    "--gpu",
+    "--gpus",
+    "--max-price",
+    "--spot",
+    "--region",
+    "--cloud",
+];
+
+#[derive(Serialize)]
+struct PlanOut<'a> {
+    scanned: usize,
+    matched: usize,
+    prices_as_of: Option<chrono::NaiveDate>,
+    offers: Vec<OfferJson<'a>>,
+}
+
+pub fn run(ctx: &Context, a: &PlanArgs) -> anyhow::Result<()> {
+    let catalog = catalogs::all();
+    let q = query(a, None)?;
+    let result = catalog.query(&q);
+    let scanned = result.scanned;
+    let mut rows = result.rows;
+    if rows.is_empty() {
+        return Err(no_match(catalog, a)?.into());
+    }
+    rows.sort_by(rank);
+    let matched = rows.len();
+    rows.truncate(a.top.max(1));
+    let as_of = catalog.oldest_price(rows.iter().map(|r| r.offer));
+    if a.json {
+        return ctx.printer.json(&PlanOut {
+            scanned,
+            matched,
+            prices_as_of: as_of,
+            offers: rows.iter().map(|r| OfferJson::new(catalog, r)).collect(),
+        });
+    }
+    ctx.printer.table(&offer_table(&rows, true));
+    ctx.printer.note(format!(
+        "{matched} of {scanned} offers meet the constraints; showing the cheapest {}",
+        rows.len()
+    ));
+    if let Some(d) = as_of {
+        super::cost::price_age_note(ctx, catalog, d);
+    }
+    Ok(())
+}
+
+/// Price, then price per vCPU, then the catalog's stable order.
+fn rank(a: &OfferRow<'_>, b: &OfferRow<'_>) -> Ordering {
+    let price = |r: &OfferRow<'_>| r.hourly.map(|m| m.amount);
+    price(a)
+        .cmp(&price(b))
+        .then_with(|| a.price_per_vcpu().cmp(&b.price_per_vcpu()))
+        .then_with(|| a.offer.instance_type.cmp(&b.offer.instance_type))
+        .then_with(|| a.offer.region.cmp(&b.offer.region))
+        .then_with(|| a.offer.purchase.cmp(&b.offer.purchase))
+}
+
+/// The query for these flags, optionally without one of them.
+fn query(a: &PlanArgs, without: Option<&str>) -> Result<OfferQuery, Error> {
+    let on = |flag: &str| without != Some(flag);
+    let mut q = OfferQuery::new();
+    q.sort = SortKey::Price;
+    if on("--vcpus") {
+        q.min_vcpus = a.vcpus;
+    }
+    if on("--memory") {
+        q.min_memory_mib = a.memory.as_deref().map(|m| parse_gib("--memory", m)).transpose()?;
+    }
+    if on("--arch") {
+        q.arch = a.arch.as_deref().map(str::parse::<Arch>).transpose()?;
+    }
+    if on("--vendor") {
+        q.cpu_vendor = a.vendor.clone();
+    }
+    if on("--gpu") {
+        q.gpu_model = a.gpu.clone();
+    }
+    if on("--gpus") {
+        q.min_gpus = a.gpus;
+    }
+    if on("--max-price") {
+        q.max_price = a.max_price.as_deref().map(|p| parse_price("--max-price", p)).transpose()?;
+    }
+    if on("--spot") && a.spot {
+        q.purchase = Some(PurchaseOption::Spot);
+    }
+    if on("--region") {
+        q.regions = a.region.clone();
+    }
+    if on("--cloud") {
+        q.clouds = parse_clouds(&a.cloud)?;
+    }
+    Ok(q)
+}
+
+fn is_set(a: &PlanArgs, flag: &str) -> bool {
+    match flag {
+        "--vcpus" => a.vcpus.is_some(),
+        "--memory" => a.memory.is_some(),
+        "--arch" => a.arch.is_some(),
+        "--vendor" => a.vendor.is_some(),
+        "--gpu" => a.gpu.is_some(),
+        "--gpus" => a.gpus.is_some(),
+        "--max-price" => a.max_price.is_some(),
+        "--spot" => a.spot,
+        "--region" => !a.region.is_empty(),
+        "--cloud" => !a.cloud.is_empty(),
+        _ => false,
+    }
+}
+
+/// Names the constraint whose removal lets the most offers through, with the cheapest
+/// of them as the nearest miss.
+fn no_match(catalog: &Catalog, a: &PlanArgs) -> Result<Error, Error> {
+    let mut best: Option<(&str, usize, String)> = None;
+    for flag in CONSTRAINTS.into_iter().filter(|f| is_set(a, f)) {
+        let mut rows = catalog.query(&query(a, Some(flag))?).rows;
+        rows.sort_by(rank);
+        if let Some(first) = rows.first() {
+            if best.as_ref().is_none_or(|(_, n, _)| rows.len() > *n) {
+                let cheapest = format!(
+                    "{} ({} vCPU, {} MiB) in {} {} at {}/h",
+                    first.itype.name,
+                    first.itype.vcpus,
+                    first.itype.memory_mib,
+                    first.offer.region,
+                    first.offer.purchase,
+                    first.hourly.map_or("an unknown price".to_string(), |m| m.to_string())
+                );
+                best = Some((flag, rows.len(), cheapest));
+            }
+        }
+    }
+    let err = Error::invalid_spec("no offer meets all the constraints");
+    Ok(match best {
+        Some((flag, n, cheapest)) => err.with_hint(format!(
+            "{flag} rules out the most: without it {n} offer(s) match, the cheapest {cheapest}"
+        )),
+        None => err.with_hint("no single constraint is to blame; relax several, or see `herd catalog`"),
+    })
+}

@@ -1,0 +1,47 @@
+//! Which clouds this build of herd can talk to, and how to build a [`Provider`] for one
+//! from [`Settings`]. Commands never see a backend's types, only the [`Launcher`] that
+//! [`crate::context::Context`] wraps around the provider built here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use herd_core::{Cloud, Error, Provider, Result};
+use herd_local::{AgentCommand, LocalProvider};
+
+use crate::settings::Settings;
+
+/// The hidden subcommand under which this binary runs the simulator's per-VM agent.
+pub const VM_AGENT: &str = "__vm-agent";
+
+pub fn provider(cloud: Cloud, settings: &Settings) -> Result<Arc<dyn Provider>> {
+    match cloud {
+        Cloud::Local => Ok(Arc::new(local(settings)?)),
+        other => Err(
+            Error::unsupported(format!("this herd was built without the {other} backend"))
+                .with_hint("use the simulator (`--cloud local`, the default) until that backend lands"),
+        ),
+    }
+}
+
+fn local(settings: &Settings) -> Result<LocalProvider> {
+    let sim = &settings.simulator;
+    let mut b = LocalProvider::builder()
+        .state_dir(sim.state_dir.clone())
+        .processes(sim.processes)
+        .faults(sim.faults.clone())
+        .agent(this_binary_as_agent()?);
+    if let Some(seed) = sim.seed {
+        b = b.seed(seed);
+    }
+    b.build()
+}
+
+/// One binary serves both roles: the simulator starts `herd __vm-agent ...` per VM.
+fn this_binary_as_agent() -> Result<AgentCommand> {
+    let program: PathBuf = std::env::current_exe()
+        .map_err(|e| Error::config("cannot locate the herd executable to run the VM agent").with_source(e))?;
+    Ok(AgentCommand {
+        program,
+        args: vec![VM_AGENT.to_string()],
+    })
+}

@@ -1,0 +1,609 @@
+//! The one settings step: defaults <- user config <- project `herd.toml` <- `--config`
+//! file <- `HERD_*` environment <- flags. Every layer has the same shape ([`Layer`]),
+//! so precedence is a plain field-by-field merge, and a typo anywhere is an error that
+//! names the file, line and key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herd_core::guardrails::parse_duration;
+use herd_core::suggest::did_you_mean;
+use herd_core::{tags, Budget, Cloud, Error, Guardrails, Money, Result};
+use serde::{Deserialize, Deserializer};
+
+/// Everything a command may need to know, resolved. Holds no secrets, so `Debug` is safe.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sanitized to the label alphabet, as it appears in the `herd-owner` tag.
+    pub owner: String,
+    pub cloud: Cloud,
+    pub region: Option<String>,
+    pub ledger: PathBuf,
+    pub deadline: Duration,
+    /// `None`: no idle timeout.
+    pub keepalive: Option<Duration>,
+    pub max_count: u32,
+    pub max_deadline: Duration,
+    pub budget: Budget,
+    pub simulator: SimulatorSettings,
+    /// Config files that were read, lowest precedence first.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulatorSettings {
+    pub state_dir: PathBuf,
+    pub seed: Option<u64>,
+    pub processes: bool,
+    pub faults: herd_local::Faults,
+}
+
+/// What flags contribute to the merge (the top layer).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub cloud: Option<String>,
+    pub region: Option<String>,
+    pub deadline: Option<String>,
+    pub keepalive: Option<String>,
+    pub budget_per_launch: Option<String>,
+}
+
+/// Where the environment comes from; tests pass a map instead of the process's.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment (empty values count as unset).
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Settings {
+    pub fn load(flags: &Overrides) -> Result<Settings> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::load_from(flags, &ProcessEnv, &cwd)
+    }
+
+    pub fn load_from(flags: &Overrides, env: &dyn Env, cwd: &Path) -> Result<Settings> {
+        let mut merged = Layer::default();
+        let mut files = Vec::new();
+
+        let user = match env.var("HERD_CONFIG") {
+            Some(p) => Some((PathBuf::from(p), true)),
+            None => user_config_path(env).map(|p| (p, false)),
+        };
+        if let Some((path, required)) = user {
+            if let Some(layer) = Layer::read(&path, required)? {
+                merged.merge(layer);
+                files.push(path);
+            }
+        }
+        if let Some(path) = find_project_file(cwd) {
+            if let Some(layer) = Layer::read(&path, false)? {
+                merged.merge(layer);
+                files.push(path);
+            }
+        }
+        if let Some(path) = &flags.config {
+            let path = cwd.join(path);
+            if let Some(layer) = Layer::read(&path, true)? {
+                merged.merge(layer);
+                files.push(path);
+            }
+        }
+        merged.merge(Layer::from_env(env)?);
+        merged.merge(Layer::from_flags(flags)?);
+        merged.resolve(env, files)
+    }
+
+    /// The limits every launch is checked against.
+    pub fn guardrails(&self) -> Guardrails {
+        Guardrails {
+            owner: self.owner.clone(),
+            budget: self.budget.clone(),
+            default_deadline: self.deadline,
+            max_deadline: self.max_deadline,
+            default_keepalive: self.keepalive,
+            max_count: self.max_count,
+            ..Guardrails::default()
+        }
+    }
+}
+
+/// `$XDG_CONFIG_HOME/herd/config.toml`, else `~/.config/herd/config.toml` (also on macOS:
+/// people expect dotfiles there).
+fn user_config_path(env: &dyn Env) -> Option<PathBuf> {
+    let base = env
+        .var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.var("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .or_else(dirs::config_dir)?;
+    Some(base.join("herd").join("config.toml"))
+}
+
+/// The nearest `herd.toml` in `start` or one of its parents.
+fn find_project_file(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join("herd.toml"))
+        .find(|p| p.is_file())
+}
+
+/// One layer of configuration, in the shape of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    owner: Option<String>,
+    #[serde(default, deserialize_with = "de_cloud")]
+    cloud: Option<Cloud>,
+    region: Option<String>,
+    ledger: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_duration")]
+    deadline: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    keepalive: Option<Duration>,
+    max_count: Option<u32>,
+    #[serde(default, deserialize_with = "de_duration")]
+    max_deadline: Option<Duration>,
+    budget: Option<BudgetLayer>,
+    simulator: Option<SimulatorLayer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetLayer {
+    #[serde(default, deserialize_with = "de_money")]
+    per_launch: Option<Money>,
+    #[serde(default, deserialize_with = "de_money")]
+    per_day: Option<Money>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatorLayer {
+    state_dir: Option<PathBuf>,
+    seed: Option<u64>,
+    processes: Option<bool>,
+    faults: Option<herd_local::Faults>,
+}
+
+impl Layer {
+    /// Reads a config file; a missing file is `None` unless it was asked for by name.
+    fn read(path: &Path, required: bool) -> Result<Option<Layer>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+            Err(e) => {
+                return Err(Error::config(format!("cannot read config {}", path.display()))
+                    .with_hint("check the path given by --config or $HERD_CONFIG")
+                    .with_source(e))
+            }
+        };
+        let mut layer = Layer::parse(&text, path)?;
+        // Paths in a file are relative to that file, so a project's herd.toml works from
+        // any subdirectory.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(l) = &mut layer.ledger {
+            *l = dir.join(&*l);
+        }
+        if let Some(d) = layer.simulator.as_mut().and_then(|s| s.state_dir.as_mut()) {
+            *d = dir.join(&*d);
+        }
+        Ok(Some(layer))
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Layer> {
+        toml::from_str(text).map_err(|e| config_error(path, text, &e))
+    }
+
+    fn from_env(env: &dyn Env) -> Result<Layer> {
+        let bad = |var: &str, val: &str, e: Error| {
+            let mut out = Error::config(format!("invalid {var}=`{val}`: {}", e.message()))
+                .with_suggestions(e.suggestions().to_vec());
+            if let Some(h) = e.hint() {
+                out = out.with_hint(h.to_string());
+            }
+            out
+        };
+        let duration = |var: &str| -> Result<Option<Duration>> {
+            env.var(var)
+                .map(|v| parse_duration(&v).map_err(|e| bad(var, &v, e)))
+                .transpose()
+        };
+        let money = |var: &str| -> Result<Option<Money>> {
+            env.var(var)
+                .map(|v| parse_budget(&v).map_err(|e| bad(var, &v, e)))
+                .transpose()
+        };
+        let cloud = env
+            .var("HERD_CLOUD")
+            .map(|v| v.parse::<Cloud>().map_err(|e| bad("HERD_CLOUD", &v, e)))
+            .transpose()?;
+        let per_launch = money("HERD_BUDGET_PER_LAUNCH")?;
+        let per_day = money("HERD_BUDGET_PER_DAY")?;
+        let state_dir = env.var("HERD_SIM_DIR").map(PathBuf::from);
+        Ok(Layer {
+            owner: env.var("HERD_OWNER"),
+            cloud,
+            region: env.var("HERD_REGION"),
+            ledger: env.var("HERD_LEDGER").map(PathBuf::from),
+            deadline: duration("HERD_DEADLINE")?,
+            keepalive: duration("HERD_KEEPALIVE")?,
+            budget: (per_launch.is_some() || per_day.is_some()).then_some(BudgetLayer { per_launch, per_day }),
+            simulator: state_dir.map(|d| SimulatorLayer {
+                state_dir: Some(d),
+                ..SimulatorLayer::default()
+            }),
+            ..Layer::default()
+        })
+    }
+
+    fn from_flags(f: &Overrides) -> Result<Layer> {
+        let flag = |name: &str, e: Error| {
+            let mut out = Error::invalid_spec(format!("--{name}: {}", e.message()))
+                .with_suggestions(e.suggestions().to_vec());
+            if let Some(h) = e.hint() {
+                out = out.with_hint(h.to_string());
+            }
+            out
+        };
+        let duration = |name: &str, v: &Option<String>| -> Result<Option<Duration>> {
+            v.as_deref()
+                .map(|s| parse_duration(s).map_err(|e| flag(name, e)))
+                .transpose()
+        };
+        Ok(Layer {
+            cloud: f
+                .cloud
+                .as_deref()
+                .map(|c| c.parse::<Cloud>().map_err(|e| flag("cloud", e)))
+                .transpose()?,
+            region: f.region.clone(),
+            deadline: duration("deadline", &f.deadline)?,
+            keepalive: duration("keepalive", &f.keepalive)?,
+            budget: f
+                .budget_per_launch
+                .as_deref()
+                .map(|b| parse_budget(b).map_err(|e| flag("budget", e)))
+                .transpose()?
+                .map(|m| BudgetLayer {
+                    per_launch: Some(m),
+                    per_day: None,
+                }),
+            ..Layer::default()
+        })
+    }
+
+    /// `other` wins wherever it says something.
+    fn merge(&mut self, other: Layer) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(owner, cloud, region, ledger, deadline, keepalive, max_count, max_deadline);
+        if let Some(b) = other.budget {
+            let mine = self.budget.get_or_insert_with(BudgetLayer::default);
+            if b.per_launch.is_some() {
+                mine.per_launch = b.per_launch;
+            }
+            if b.per_day.is_some() {
+                mine.per_day = b.per_day;
+            }
+        }
+        if let Some(s) = other.simulator {
+            let mine = self.simulator.get_or_insert_with(SimulatorLayer::default);
+            if s.state_dir.is_some() {
+                mine.state_dir = s.state_dir;
+            }
+            if s.seed.is_some() {
+                mine.seed = s.seed;
+            }
+            if s.processes.is_some() {
+                mine.processes = s.processes;
+            }
+            if s.faults.is_some() {
+                mine.faults = s.faults;
+            }
+        }
+    }
+
+    fn resolve(self, env: &dyn Env, files: Vec<PathBuf>) -> Result<Settings> {
+        let defaults = Guardrails::default();
+        let raw_owner = self
+            .owner
+            .or_else(|| env.var("USER"))
+            .or_else(|| env.var("USERNAME"))
+            .unwrap_or_else(|| "herd".to_string());
+        let owner = tags::sanitize_value(&raw_owner);
+        if owner.is_empty() {
+            return Err(Error::config("the owner name is empty").with_hint("set `owner` in herd.toml or HERD_OWNER"));
+        }
+        let budget = self.budget.unwrap_or_default();
+        let sim = self.simulator.unwrap_or_default();
+        let faults = sim.faults.unwrap_or_default();
+        faults.validate()?;
+        let keepalive = match self.keepalive {
+            Some(k) if k.is_zero() => None,
+            Some(k) => Some(k),
+            None => defaults.default_keepalive,
+        };
+        Ok(Settings {
+            owner,
+            cloud: self.cloud.unwrap_or(Cloud::Local),
+            region: self.region,
+            ledger: self.ledger.unwrap_or_else(herd_ledger::Ledger::default_path),
+            deadline: self.deadline.unwrap_or(defaults.default_deadline),
+            keepalive,
+            max_count: self.max_count.unwrap_or(defaults.max_count),
+            max_deadline: self.max_deadline.unwrap_or(defaults.max_deadline),
+            budget: Budget {
+                per_launch: budget.per_launch.unwrap_or(defaults.budget.per_launch),
+                per_day: budget.per_day.unwrap_or(defaults.budget.per_day),
+            },
+            simulator: SimulatorSettings {
+                state_dir: sim.state_dir.unwrap_or_else(herd_local::default_state_dir),
+                seed: sim.seed,
+                processes: sim.processes.unwrap_or(true),
+                faults,
+            },
+            files,
+        })
+    }
+}
+
+/// A budget: `10`, `$10`, `12.50`; never negative.
+pub fn parse_budget(s: &str) -> Result<Money> {
+    let m = Money::parse_usd(s).map_err(|_| {
+        Error::invalid_spec(format!("`{s}` is not an amount of dollars")).with_hint("write amounts like 10, $10 or 12.50")
+    })?;
+    if m.amount.is_sign_negative() {
+        return Err(Error::invalid_spec(format!("budget `{s}` is negative")));
+    }
+    Ok(m)
+}
+
+/// A toml error as `invalid config FILE:LINE:COL: ...`, with "did you mean" for unknown keys.
+fn config_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let at = e
+        .span()
+        .map(|s| {
+            let (line, col) = line_col(text, s.start);
+            format!(":{line}:{col}")
+        })
+        .unwrap_or_default();
+    let msg = e.message().trim();
+    let msg = if msg.is_empty() {
+        "invalid TOML".to_string()
+    } else {
+        msg.lines().map(str::trim).collect::<Vec<_>>().join("; ")
+    };
+    let (msg, hint) = match unknown_field(&msg) {
+        Some((field, known)) => {
+            let hint = match did_you_mean(field, known.iter().copied(), 1).first() {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("known keys here: {}", known.join(", ")),
+            };
+            (format!("unknown field `{field}`"), hint)
+        }
+        None => (msg.clone(), "see cli/README.md for the config keys".to_string()),
+    };
+    Error::config(format!("invalid config {}{at}: {msg}", path.display())).with_hint(hint)
+}
+
+/// Splits serde's "unknown field `x`, expected `a`, `b` or `c`" into `x` and the known keys.
+fn unknown_field(msg: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected").map_or("", |(_, e)| e);
+    let known = expected.split('`').skip(1).step_by(2).collect();
+    Some((field, known))
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// A duration as `"90s"`, `"2h"`, `"1h30m"`, or integer seconds.
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<StrOrInt>::deserialize(d)? {
+        None => Ok(None),
+        Some(StrOrInt::Int(n)) => u64::try_from(n)
+            .map(|s| Some(Duration::from_secs(s)))
+            .map_err(|_| D::Error::custom(format!("`{n}` is not a duration (it is negative)"))),
+        Some(StrOrInt::Str(s)) => parse_duration(&s).map(Some).map_err(|e| D::Error::custom(e.message())),
+    }
+}
+
+/// Dollars as `"10"`, `"$10"` or an integer.
+fn de_money<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Money>, D::Error> {
+    use serde::de::Error as _;
+    let s = match Option::<StrOrInt>::deserialize(d)? {
+        None => return Ok(None),
+        Some(StrOrInt::Int(n)) => n.to_string(),
+        Some(StrOrInt::Str(s)) => s,
+    };
+    parse_budget(&s).map(Some).map_err(|e| D::Error::custom(e.message()))
+}
+
+fn de_cloud<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Cloud>, D::Error> {
+    use serde::de::Error as _;
+    Option::<String>::deserialize(d)?
+        .map(|s| s.parse::<Cloud>().map_err(|e| D::Error::custom(e.to_string())))
+        .transpose()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrInt {
+    Int(i64),
+    Str(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herd_core::ErrorKind;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, String>);
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &str)]) -> MapEnv {
+        MapEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+    }
+
+    fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn precedence_defaults_user_project_env_flags() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        write(
+            &home,
+            ".config/herd/config.toml",
+            "owner = \"Alice\"\ndeadline = \"3h\"\nregion = \"local-west-1\"\n[budget]\nper_day = \"$80\"\n",
+        );
+        let proj = tmp.path().join("proj");
+        write(&proj, "herd.toml", "deadline = \"1h\"\n[budget]\nper_launch = 20\n");
+        let sub = proj.join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        let e = env(&[
+            ("HOME", home.to_str().unwrap()),
+            ("USER", "bob"),
+            ("HERD_REGION", "local-eu-1"),
+        ]);
+        let flags = Overrides {
+            deadline: Some("30m".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_from(&flags, &e, &sub).unwrap();
+        assert_eq!(s.owner, "alice");
+        assert_eq!(s.deadline, Duration::from_secs(1800));
+        assert_eq!(s.region.as_deref(), Some("local-eu-1"));
+        assert_eq!(s.budget.per_launch, Money::parse_usd("20").unwrap());
+        assert_eq!(s.budget.per_day, Money::parse_usd("80").unwrap());
+        assert_eq!(s.files.len(), 2);
+        assert_eq!(s.cloud, Cloud::Local);
+
+        let s = Settings::load_from(&Overrides::default(), &e, &sub).unwrap();
+        assert_eq!(s.deadline, Duration::from_secs(3600), "project beats user");
+    }
+
+    #[test]
+    fn defaults_are_modest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = env(&[("HOME", tmp.path().to_str().unwrap()), ("USER", "Carol.X")]);
+        let s = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap();
+        assert_eq!(s.owner, "carol-x");
+        assert_eq!(s.guardrails().budget, Budget::default());
+        assert_eq!(s.keepalive, Some(Duration::from_secs(1200)));
+        assert!(s.files.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_suggests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(tmp.path(), "herd.toml", "owner = \"a\"\n\nbudgett = 3\n");
+        let e = env(&[("HOME", tmp.path().to_str().unwrap())]);
+        let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
+        assert_eq!(
+            err.message(),
+            format!("invalid config {}:3:1: unknown field `budgett`", p.display())
+        );
+        assert_eq!(err.hint(), Some("did you mean `budget`?"));
+    }
+
+    #[test]
+    fn nested_unknown_key_and_bad_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = env(&[("HOME", tmp.path().to_str().unwrap())]);
+        write(tmp.path(), "herd.toml", "[simulator.faults]\ntrottle = true\n");
+        let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
+        assert!(err.message().ends_with("herd.toml:2:1: unknown field `trottle`"), "{err}");
+        assert_eq!(err.hint(), Some("did you mean `throttle`?"));
+
+        write(tmp.path(), "herd.toml", "deadline = \"abc\"\n");
+        let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
+        assert!(err.message().contains(":1:12: `abc` is not a duration"), "{err}");
+
+        write(tmp.path(), "herd.toml", "cloud = \"awz\"\n");
+        let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
+        assert!(err.message().contains("did you mean `aws`"), "{err}");
+    }
+
+    #[test]
+    fn env_and_flag_errors_name_their_origin() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = env(&[("HOME", tmp.path().to_str().unwrap()), ("HERD_BUDGET_PER_DAY", "lots")]);
+        let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
+        assert!(err.message().starts_with("invalid HERD_BUDGET_PER_DAY=`lots`"), "{err}");
+
+        let e = env(&[("HOME", tmp.path().to_str().unwrap())]);
+        let flags = Overrides {
+            deadline: Some("-5m".into()),
+            ..Default::default()
+        };
+        let err = Settings::load_from(&flags, &e, tmp.path()).unwrap_err();
+        assert_eq!(err.message(), "--deadline: `-5m` is not a duration");
+        assert!(err.hint().is_some());
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_their_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "herd.toml",
+            "ledger = \"state/ledger.db\"\nkeepalive = 0\n[simulator]\nstate_dir = \"sim\"\n[simulator.faults]\nboot_delay = \"200ms\"\n",
+        );
+        let e = env(&[("HOME", tmp.path().to_str().unwrap())]);
+        let s = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap();
+        assert_eq!(s.ledger, tmp.path().join("state/ledger.db"));
+        assert_eq!(s.simulator.state_dir, tmp.path().join("sim"));
+        assert_eq!(s.keepalive, None);
+        assert_eq!(
+            s.simulator.faults.boot_delay,
+            Some((Duration::from_millis(200), Duration::from_millis(200)))
+        );
+    }
+
+    #[test]
+    fn explicit_config_must_exist() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = env(&[("HOME", tmp.path().to_str().unwrap())]);
+        let flags = Overrides {
+            config: Some("nope.toml".into()),
+            ..Default::default()
+        };
+        let err = Settings::load_from(&flags, &e, tmp.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
+        let e = env(&[("HERD_CONFIG", "/nonexistent/herd/config.toml")]);
+        assert!(Settings::load_from(&Overrides::default(), &e, tmp.path()).is_err());
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
