@@ -91,7 +91,9 @@ impl Printer {
 
     /// A table on stderr (previews before a question, not data).
     pub fn table_err(&self, table: &Table) {
-        let _ = std::io::stderr().lock().write_all(table.render(self.err_color).as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(table.render(self.err_color).as_bytes());
     }
 
     /// An informational line on stderr.
@@ -107,7 +109,9 @@ impl Printer {
     /// `error: ...`, one `Caused by:` per source, then the hint of the first herd error
     /// in the chain.
     pub fn error(&self, err: &anyhow::Error) {
-        let _ = std::io::stderr().lock().write_all(render_error(err, self.err_color).as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(render_error(err, self.err_color).as_bytes());
     }
 
     /// Asks a yes/no question on the terminal. Without a terminal there is nobody to ask:

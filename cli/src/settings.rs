@@ -22,6 +22,9 @@ pub struct Settings {
     pub deadline: Duration,
     /// `None`: no idle timeout.
     pub keepalive: Option<Duration>,
+    /// Whether the keepalive was configured (not the default): a cloud that cannot
+    /// enforce an idle timeout refuses an explicit one but only warns about the default.
+    pub keepalive_explicit: bool,
     pub max_count: u32,
     pub max_deadline: Duration,
     pub budget: Budget,
@@ -129,10 +132,7 @@ fn user_config_path(env: &dyn Env) -> Option<PathBuf> {
 
 /// The nearest `herd.toml` in `start` or one of its parents.
 fn find_project_file(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|d| d.join("herd.toml"))
-        .find(|p| p.is_file())
+    start.ancestors().map(|d| d.join("herd.toml")).find(|p| p.is_file())
 }
 
 /// One layer of configuration, in the shape of the config file.
@@ -246,8 +246,8 @@ impl Layer {
 
     fn from_flags(f: &Overrides) -> Result<Layer> {
         let flag = |name: &str, e: Error| {
-            let mut out = Error::invalid_spec(format!("--{name}: {}", e.message()))
-                .with_suggestions(e.suggestions().to_vec());
+            let mut out =
+                Error::invalid_spec(format!("--{name}: {}", e.message())).with_suggestions(e.suggestions().to_vec());
             if let Some(h) = e.hint() {
                 out = out.with_hint(h.to_string());
             }
@@ -285,7 +285,16 @@ impl Layer {
         macro_rules! take {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
-        take!(owner, cloud, region, ledger, deadline, keepalive, max_count, max_deadline);
+        take!(
+            owner,
+            cloud,
+            region,
+            ledger,
+            deadline,
+            keepalive,
+            max_count,
+            max_deadline
+        );
         if let Some(b) = other.budget {
             let mine = self.budget.get_or_insert_with(BudgetLayer::default);
             if b.per_launch.is_some() {
@@ -327,6 +336,7 @@ impl Layer {
         let sim = self.simulator.unwrap_or_default();
         let faults = sim.faults.unwrap_or_default();
         faults.validate()?;
+        let keepalive_explicit = self.keepalive.is_some();
         let keepalive = match self.keepalive {
             Some(k) if k.is_zero() => None,
             Some(k) => Some(k),
@@ -339,6 +349,7 @@ impl Layer {
             ledger: self.ledger.unwrap_or_else(herd_ledger::Ledger::default_path),
             deadline: self.deadline.unwrap_or(defaults.default_deadline),
             keepalive,
+            keepalive_explicit,
             max_count: self.max_count.unwrap_or(defaults.max_count),
             max_deadline: self.max_deadline.unwrap_or(defaults.max_deadline),
             budget: Budget {
@@ -359,7 +370,8 @@ impl Layer {
 /// A budget: `10`, `$10`, `12.50`; never negative.
 pub fn parse_budget(s: &str) -> Result<Money> {
     let m = Money::parse_usd(s).map_err(|_| {
-        Error::invalid_spec(format!("`{s}` is not an amount of dollars")).with_hint("write amounts like 10, $10 or 12.50")
+        Error::invalid_spec(format!("`{s}` is not an amount of dollars"))
+            .with_hint("write amounts like 10, $10 or 12.50")
     })?;
     if m.amount.is_sign_negative() {
         return Err(Error::invalid_spec(format!("budget `{s}` is negative")));
@@ -539,7 +551,10 @@ mod tests {
         let e = env(&[("HOME", tmp.path().to_str().unwrap())]);
         write(tmp.path(), "herd.toml", "[simulator.faults]\ntrottle = true\n");
         let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
-        assert!(err.message().ends_with("herd.toml:2:1: unknown field `trottle`"), "{err}");
+        assert!(
+            err.message().ends_with("herd.toml:2:1: unknown field `trottle`"),
+            "{err}"
+        );
         assert_eq!(err.hint(), Some("did you mean `throttle`?"));
 
         write(tmp.path(), "herd.toml", "deadline = \"abc\"\n");

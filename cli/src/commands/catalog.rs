@@ -22,7 +22,11 @@ pub fn run(ctx: &Context, a: &CatalogArgs) -> anyhow::Result<()> {
     q.families = a.family.clone();
     q.min_vcpus = a.min_vcpus;
     q.max_vcpus = a.max_vcpus;
-    q.min_memory_mib = a.min_memory.as_deref().map(|m| parse_gib("--min-memory", m)).transpose()?;
+    q.min_memory_mib = a
+        .min_memory
+        .as_deref()
+        .map(|m| parse_gib("--min-memory", m))
+        .transpose()?;
     q.arch = a.arch.as_deref().map(str::parse::<Arch>).transpose()?;
     q.cpu_vendor = a.vendor.clone();
     q.gpu_model = a.gpu.clone();
@@ -34,7 +38,11 @@ pub fn run(ctx: &Context, a: &CatalogArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    q.max_price = a.max_price.as_deref().map(|p| parse_price("--max-price", p)).transpose()?;
+    q.max_price = a
+        .max_price
+        .as_deref()
+        .map(|p| parse_price("--max-price", p))
+        .transpose()?;
     q.sort = match a.sort {
         SortBy::Price => SortKey::Price,
         SortBy::PricePerVcpu => SortKey::PricePerVcpu,
@@ -173,7 +181,10 @@ pub(super) fn parse_clouds(names: &[String]) -> Result<Vec<Cloud>, Error> {
 
 /// GiB (decimals allowed) to MiB, rounded up.
 pub(super) fn parse_gib(flag: &str, s: &str) -> Result<u64, Error> {
-    let bad = || Error::invalid_spec(format!("{flag} `{s}` is not a number of GiB")).with_hint(format!("e.g. {flag} 4 or {flag} 0.5"));
+    let bad = || {
+        Error::invalid_spec(format!("{flag} `{s}` is not a number of GiB"))
+            .with_hint(format!("e.g. {flag} 4 or {flag} 0.5"))
+    };
     let g = Decimal::from_str_exact(s.trim().trim_end_matches("GiB").trim()).map_err(|_| bad())?;
     if g.is_sign_negative() {
         return Err(bad());
@@ -201,7 +212,10 @@ mod tests {
         assert_eq!(parse_gib("--memory", "4GiB").unwrap(), 4096);
         assert!(parse_gib("--memory", "-1").is_err());
         assert!(parse_gib("--memory", "lots").is_err());
-        assert_eq!(parse_price("--max-price", "$0.10").unwrap(), Money::parse_usd("0.10").unwrap());
+        assert_eq!(
+            parse_price("--max-price", "$0.10").unwrap(),
+            Money::parse_usd("0.10").unwrap()
+        );
         assert!(parse_price("--max-price", "-1").is_err());
         assert_eq!(gib(512), "512 MiB");
         assert_eq!(gib(1536), "1.5 GiB");

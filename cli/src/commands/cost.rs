@@ -179,7 +179,8 @@ fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
         Error::invalid_spec(format!("--since `{s}` is neither a duration nor a date"))
             .with_hint("write --since 7d, --since 12h or --since 2026-01-31")
     })?;
-    let back = chrono::Duration::from_std(d).map_err(|_| Error::invalid_spec(format!("--since `{s}` is too far back")))?;
+    let back =
+        chrono::Duration::from_std(d).map_err(|_| Error::invalid_spec(format!("--since `{s}` is too far back")))?;
     now.checked_sub_signed(back)
         .ok_or_else(|| Error::invalid_spec(format!("--since `{s}` is too far back")))
 }
@@ -224,7 +225,10 @@ fn quote(ctx: &Context, q: &QuoteArgs) -> anyhow::Result<()> {
     let line = |k: &str, v: String| p.line(format!("{:<9} {v}", p.paint(Style::Bold, k)));
     line(
         "type",
-        format!("{} in {} ({cloud}), {}", quote.instance_type, quote.region, quote.purchase),
+        format!(
+            "{} in {} ({cloud}), {}",
+            quote.instance_type, quote.region, quote.purchase
+        ),
     );
     line("hourly", format!("{}/h per instance", quote.hourly));
     line(
@@ -250,7 +254,9 @@ fn quote(ctx: &Context, q: &QuoteArgs) -> anyhow::Result<()> {
 
 /// Hours as a decimal (`1`, `1.5`, `0.25`), to whole seconds rounded up.
 fn parse_hours(s: &str) -> Result<Duration, Error> {
-    let bad = || Error::invalid_spec(format!("--hours `{s}` is not a positive number of hours")).with_hint("e.g. --hours 1.5");
+    let bad = || {
+        Error::invalid_spec(format!("--hours `{s}` is not a positive number of hours")).with_hint("e.g. --hours 1.5")
+    };
     let h = Decimal::from_str_exact(s.trim()).map_err(|_| bad())?;
     if h <= Decimal::ZERO {
         return Err(bad());
@@ -274,7 +280,9 @@ mod tests {
 
     #[test]
     fn since_forms() {
-        let now = DateTime::parse_from_rfc3339("2026-02-10T12:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-02-10T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(
             parse_since("7d", now).unwrap(),
             DateTime::parse_from_rfc3339("2026-02-03T12:00:00Z").unwrap()

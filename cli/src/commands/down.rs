@@ -22,8 +22,9 @@ pub fn run(ctx: &Context, a: &DownArgs) -> anyhow::Result<()> {
     ctx.block_on(async {
         let sel = select(ctx, a).await?;
         for id in &sel.never_seen {
-            ctx.printer
-                .warn(format!("{id} is not an instance herd knows of (never launched by herd here, or a typo)"));
+            ctx.printer.warn(format!(
+                "{id} is not an instance herd knows of (never launched by herd here, or a typo)"
+            ));
         }
         let mut results: Vec<TerminateResult> = sel
             .gone
@@ -143,5 +144,6 @@ async fn select(ctx: &Context, a: &DownArgs) -> anyhow::Result<Selection> {
 fn preview(ctx: &Context, live: &[Instance], hourly: Money) {
     let t = format::instance_table(live, Utc::now());
     ctx.printer.table_err(&t);
-    ctx.printer.note(format!("{} instance(s), {}/h in all", live.len(), hourly));
+    ctx.printer
+        .note(format!("{} instance(s), {}/h in all", live.len(), hourly));
 }

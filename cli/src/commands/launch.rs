@@ -33,8 +33,10 @@ fn spec(ctx: &Context, a: &LaunchArgs) -> anyhow::Result<LaunchSpec> {
     };
     let mut spec = LaunchSpec::new(&a.instance_type, a.count)
         .market(market)
-        .deadline(s.deadline)
-        .keepalive(s.keepalive.unwrap_or(Duration::ZERO));
+        .deadline(s.deadline);
+    if s.keepalive_explicit {
+        spec = spec.keepalive(s.keepalive.unwrap_or(Duration::ZERO));
+    }
     if let Some(r) = &s.region {
         spec = spec.region(r);
     }
@@ -215,7 +217,10 @@ fn print_plan(ctx: &Context, plan: &LaunchPlan) {
             crate::printer::Style::Green,
             &format!("fits (per launch {})", budget.per_launch),
         ),
-        Some(e) => p.paint(crate::printer::Style::Red, &format!("would be refused: {}", e.message())),
+        Some(e) => p.paint(
+            crate::printer::Style::Red,
+            &format!("would be refused: {}", e.message()),
+        ),
     };
     line("budget", verdict);
 }

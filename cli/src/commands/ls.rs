@@ -51,8 +51,7 @@ fn empty(ctx: &Context, filtered: bool) {
     if filtered {
         ctx.printer.note("no instances match");
     } else {
-        ctx.printer
-            .note("no instances; start one with `herd launch l1.small`");
+        ctx.printer.note("no instances; start one with `herd launch l1.small`");
     }
 }
 
@@ -87,7 +86,11 @@ fn history(ctx: &Context, a: &LsArgs, state: Option<InstanceState>, filtered: bo
         rows.push(HistoryRow {
             instance: i,
             accrued: accrued(i),
-            state_changes: if ctx.verbose { Some(ledger.state_changes(&i.id)?) } else { None },
+            state_changes: if ctx.verbose {
+                Some(ledger.state_changes(&i.id)?)
+            } else {
+                None
+            },
         });
     }
     if a.json {

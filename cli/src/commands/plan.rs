@@ -101,7 +101,11 @@ fn query(a: &PlanArgs, without: Option<&str>) -> Result<OfferQuery, Error> {
         q.min_gpus = a.gpus;
     }
     if on("--max-price") {
-        q.max_price = a.max_price.as_deref().map(|p| parse_price("--max-price", p)).transpose()?;
+        q.max_price = a
+            .max_price
+            .as_deref()
+            .map(|p| parse_price("--max-price", p))
+            .transpose()?;
     }
     if on("--spot") && a.spot {
         q.purchase = Some(PurchaseOption::Spot);

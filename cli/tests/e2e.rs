@@ -1,0 +1,461 @@
+//! End-to-end tests of the real `herd` binary against the local simulator: real agent
+//! processes (started as `herd __vm-agent`), a ledger and a state dir in a temp dir, a
+//! clean environment, no terminal on stdin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const HERD: &str = env!("CARGO_BIN_EXE_herd");
+
+/// A temp HOME with its own config, simulator state and ledger. Dropping it terminates
+/// whatever the test launched, then deletes the state dir (which also ends any agent).
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A project whose herd.toml makes instances boot in 100-200 ms.
+    fn new() -> Self {
+        Self::with_config("[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n")
+    }
+
+    fn with_config(herd_toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(dir.path().join("herd.toml"), herd_toml).unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn sim_dir(&self) -> PathBuf {
+        self.path().join("sim")
+    }
+
+    fn ledger(&self) -> PathBuf {
+        self.path().join("ledger.db")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(HERD);
+        c.args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path().join("home"))
+            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
+            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
+            .env("HERD_SIM_DIR", self.sim_dir())
+            .env("HERD_LEDGER", self.ledger())
+            .env("USER", "tester")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = self.cmd(args).output().unwrap();
+        Run::from(args, out)
+    }
+
+    /// Runs and insists on success.
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "herd {args:?} failed:\n{}{}", r.stdout, r.stderr);
+        r
+    }
+
+    /// Runs and insists on failure with exit code 1.
+    fn fails(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 1, "herd {args:?} should fail:\n{}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("error: "), "{}", r.stderr);
+        r
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let r = self.ok(args);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("herd {args:?}: not JSON ({e}):\n{}", r.stdout))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.sim_dir().exists() {
+            let _ = self.cmd(&["down", "--all", "--yes"]).output();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(_args: &[&str], o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+fn states(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn launch_ls_cost_down_round_trip() {
+    let sb = Sandbox::new();
+    let launched = sb.ok(&[
+        "launch",
+        "l1.small",
+        "-n",
+        "2",
+        "--deadline",
+        "5m",
+        "--cluster",
+        "e2e",
+        "--tag",
+        "team=ml",
+    ]);
+    assert_eq!(launched.stdout.matches("running").count(), 2, "{}", launched.stdout);
+    assert!(launched.stdout.starts_with("ID "), "{}", launched.stdout);
+    assert!(
+        launched.stderr.contains("herd down --cluster e2e"),
+        "{}",
+        launched.stderr
+    );
+
+    // Another process sees what the first launched.
+    let table = sb.ok(&["ls"]);
+    let header = table.stdout.lines().next().unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["ID", "TYPE", "ZONE", "STATE", "PURCHASE", "$/H", "AGE", "DEADLINE", "CLUSTER"]
+    );
+    assert_eq!(table.stdout.lines().count(), 3, "{}", table.stdout);
+    assert!(table.stdout.contains("l1.small"));
+    assert!(table.stdout.contains(" left"), "time left shown: {}", table.stdout);
+
+    let list = sb.json(&["ls", "--json"]);
+    assert_eq!(states(&list), ["running", "running"]);
+    for i in list.as_array().unwrap() {
+        assert_eq!(i["tags"]["herd-cluster"], "e2e");
+        assert_eq!(i["tags"]["herd-owner"], "tester");
+        assert_eq!(i["tags"]["team"], "ml");
+        assert_eq!(i["instance_type"], "l1.small");
+    }
+    assert_eq!(sb.json(&["ls", "--json", "--cluster", "other"]), Value::Array(vec![]));
+
+    let cost = sb.json(&["cost", "--json"]);
+    assert_eq!(cost["by"], "cluster");
+    assert_eq!(cost["total"]["instances"], 2);
+    assert_eq!(cost["total"]["live"], 2);
+    assert_eq!(cost["rows"][0]["key"], "e2e");
+    let table = sb.ok(&["cost", "--by", "type"]);
+    assert!(table.stdout.contains("l1.small"), "{}", table.stdout);
+    assert!(table.stdout.contains("total"), "{}", table.stdout);
+
+    let down = sb.ok(&["down", "--cluster", "e2e", "--yes"]);
+    assert_eq!(down.stdout.matches("terminated").count(), 2, "{}", down.stdout);
+
+    let empty = sb.ok(&["ls"]);
+    assert_eq!(empty.stdout, "");
+    assert!(empty
+        .stderr
+        .contains("no instances; start one with `herd launch l1.small`"));
+    assert_eq!(sb.json(&["ls", "--json"]), Value::Array(vec![]));
+
+    let history = sb.json(&["ls", "--history", "--json"]);
+    assert_eq!(states(&history), ["terminated", "terminated"]);
+    let verbose = sb.json(&["ls", "--history", "--json", "--verbose"]);
+    assert!(verbose[0]["state_changes"].as_array().unwrap().len() >= 2);
+
+    // Down again: idempotent.
+    let again = sb.ok(&["down", "--cluster", "e2e", "--yes"]);
+    assert!(again.stderr.contains("nothing to terminate"), "{}", again.stderr);
+    let cost = sb.json(&["cost", "--json"]);
+    assert_eq!(cost["total"]["live"], 0);
+}
+
+#[test]
+fn dry_run_shows_the_worst_case_and_launches_nothing() {
+    let sb = Sandbox::new();
+    let r = sb.ok(&[
+        "launch",
+        "l1.small",
+        "-n",
+        "2",
+        "--deadline",
+        "2h",
+        "--region",
+        "local-east-1",
+        "--dry-run",
+    ]);
+    // 2 x $0.0104/h x 2h, from the simulator's price list.
+    assert!(
+        r.stdout.contains("worst case  $0.0416 = 2 × $0.0104/h on-demand × 2h"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("fits"), "{}", r.stdout);
+    assert!(r.stderr.contains("dry run: nothing launched"));
+    let plan = sb.json(&["launch", "l1.small", "--dry-run", "--json"]);
+    assert_eq!(plan["fits"], true);
+    assert_eq!(plan["plan"]["request"]["instance_type"], "l1.small");
+    assert_eq!(sb.json(&["ls", "--json", "--all-states"]), Value::Array(vec![]));
+}
+
+#[test]
+fn over_budget_is_refused_with_a_hint() {
+    let sb = Sandbox::new();
+    // 10 x $0.116/h x 24h = $27.84, over the default $10 per launch.
+    let r = sb.fails(&["launch", "m1.xlarge", "-n", "10", "--deadline", "24h", "--dry-run"]);
+    assert!(r.stdout.contains("would be refused"), "{}", r.stdout);
+    assert!(r.stderr.contains("per-launch budget"), "{}", r.stderr);
+    assert!(r.stderr.contains("\nhint: "), "{}", r.stderr);
+
+    let r = sb.fails(&["launch", "m1.xlarge", "-n", "10", "--deadline", "24h"]);
+    assert!(r.stderr.contains("budget"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    assert_eq!(sb.json(&["ls", "--json", "--all-states"]), Value::Array(vec![]));
+
+    // Raised for this launch only, the plan fits.
+    sb.ok(&[
+        "launch",
+        "m1.xlarge",
+        "-n",
+        "10",
+        "--deadline",
+        "24h",
+        "--dry-run",
+        "--budget",
+        "$30",
+    ]);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let sb = Sandbox::new();
+    let r = sb.fails(&["launch", "l1.smal"]);
+    assert!(r.stderr.contains("did you mean `l1.small`"), "{}", r.stderr);
+    let r = sb.fails(&["launch", "l1.small", "--region", "local-east1"]);
+    assert!(r.stderr.contains("did you mean `local-east-1`"), "{}", r.stderr);
+    let r = sb.fails(&["launch", "l1.small", "-n", "0"]);
+    assert!(r.stderr.contains("count must be at least 1"), "{}", r.stderr);
+    let r = sb.fails(&["launch", "l1.small", "-n", "1000000000"]);
+    assert!(r.stderr.contains("more than the limit"), "{}", r.stderr);
+    for (d, says) in [
+        ("-5m", "`-5m` is not a duration"),
+        ("abc", "`abc` is not a duration"),
+        ("400d", "longer than"),
+    ] {
+        let r = sb.fails(&["launch", "l1.small", "--deadline", d]);
+        assert!(r.stderr.contains(says), "{d}: {}", r.stderr);
+        assert!(r.stderr.contains("hint: "), "{d}: {}", r.stderr);
+    }
+    let r = sb.fails(&["launch", "l1.small", "--tag", "Team=ML X"]);
+    assert!(r.stderr.contains("tag key `Team` is not valid"), "{}", r.stderr);
+    let r = sb.fails(&["launch", "l1.small", "--cloud", "awz"]);
+    assert!(r.stderr.contains("did you mean `aws`"), "{}", r.stderr);
+    let r = sb.fails(&["launch", "l1.small", "--cloud", "aws"]);
+    assert!(r.stderr.contains("without the aws backend"), "{}", r.stderr);
+
+    // Usage errors are clap's, exit code 2.
+    let r = sb.run(&["launch", "l1.small", "-n", "1e9"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a whole number"), "{}", r.stderr);
+    assert_eq!(sb.run(&["lunch"]).code, 2);
+}
+
+#[test]
+fn malformed_config_names_file_line_and_key() {
+    let sb = Sandbox::with_config("owner = \"me\"\n\nbudgett = 3\n");
+    let r = sb.fails(&["ls"]);
+    let file = sb.path().join("herd.toml");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: invalid config {}:3:1: unknown field `budgett`\nhint: did you mean `budget`?\n",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn down_without_yes_and_without_a_terminal_refuses() {
+    let sb = Sandbox::new();
+    sb.ok(&["launch", "l1.small", "--deadline", "5m", "--no-wait"]);
+    let r = sb.fails(&["down", "--all"]);
+    assert!(r.stderr.contains("hint: pass --yes"), "{}", r.stderr);
+    assert_eq!(sb.json(&["ls", "--json"]).as_array().unwrap().len(), 1);
+
+    let r = sb.fails(&["down"]);
+    assert!(r.stderr.contains("nothing selected"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+
+    // An id nobody ever saw: a warning, reported as gone, exit 0.
+    let r = sb.ok(&["down", "i-0123456789abcdef0", "--yes"]);
+    assert!(
+        r.stderr
+            .contains("warning: i-0123456789abcdef0 is not an instance herd knows"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("already gone"), "{}", r.stdout);
+
+    let id = sb.json(&["ls", "--json"])[0]["id"].as_str().unwrap().to_string();
+    let r = sb.json(&["down", &id, "--yes", "--json"]);
+    assert_eq!(r[0]["outcome"], "terminated");
+    // Known to herd and gone: no warning.
+    let r = sb.ok(&["down", &id, "--yes"]);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    assert!(r.stdout.contains("already gone"), "{}", r.stdout);
+}
+
+#[test]
+fn read_only_commands_touch_no_state() {
+    let sb = Sandbox::new();
+    let v = sb.ok(&["--version"]);
+    assert_eq!(v.stdout, format!("herd {}\n", env!("CARGO_PKG_VERSION")));
+    let comp = sb.ok(&["completions", "bash"]);
+    assert!(
+        comp.stdout.contains("_herd()"),
+        "{}",
+        &comp.stdout[..200.min(comp.stdout.len())]
+    );
+    sb.ok(&["catalog", "--limit", "3"]);
+    sb.ok(&["plan", "--vcpus", "2"]);
+    sb.ok(&["cost", "quote", "l1.small"]);
+    assert!(!sb.ledger().exists(), "the ledger was opened");
+    assert!(!sb.sim_dir().exists(), "the simulator was started");
+}
+
+#[test]
+fn catalog_filters() {
+    let sb = Sandbox::new();
+    let host = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    let other = if host == "arm64" { "x86_64" } else { "arm64" };
+    let rows = sb.json(&["catalog", "--arch", host, "--min-vcpus", "2", "--json"]);
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(r["vcpus"].as_u64().unwrap() >= 2, "{r}");
+        assert_eq!(r["arch"], host);
+    }
+    assert_eq!(sb.json(&["catalog", "--arch", other, "--json"]), Value::Array(vec![]));
+
+    let spot = sb.json(&[
+        "catalog",
+        "--spot",
+        "--family",
+        "c1",
+        "--region",
+        "local-eu-*",
+        "--json",
+    ]);
+    for r in spot.as_array().unwrap() {
+        assert_eq!(r["purchase"], "spot");
+        assert_eq!(r["family"], "c1");
+        assert_eq!(r["region"], "local-eu-1");
+    }
+    let limited = sb.json(&["catalog", "--sort", "name", "--limit", "2", "--json"]);
+    assert_eq!(limited.as_array().unwrap().len(), 2);
+
+    let table = sb.ok(&[
+        "catalog",
+        "--type",
+        "l1.small",
+        "--on-demand",
+        "--region",
+        "local-east-1",
+    ]);
+    assert_eq!(table.stdout.lines().count(), 2, "{}", table.stdout);
+    assert!(table.stdout.contains("$0.0104"), "{}", table.stdout);
+    assert!(
+        table.stderr.contains("prices: herd simulator price list as of"),
+        "{}",
+        table.stderr
+    );
+
+    let r = sb.run(&["catalog", "--sort", "prize"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn plan_ranks_by_price_and_explains_no_match() {
+    let sb = Sandbox::new();
+    let plan = sb.json(&["plan", "--vcpus", "2", "--top", "5", "--json"]);
+    let offers = plan["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 5);
+    assert_eq!(
+        plan["scanned"].as_u64().unwrap() as usize,
+        sb.json(&["catalog", "--json"]).as_array().unwrap().len()
+    );
+    let prices: Vec<f64> = offers
+        .iter()
+        .map(|o| o["hourly"]["amount"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
+    assert!(offers.iter().all(|o| o["vcpus"].as_u64().unwrap() >= 2));
+
+    let r = sb.fails(&["plan", "--vcpus", "2", "--max-price", "0.001"]);
+    assert!(r.stderr.contains("no offer meets all the constraints"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: --max-price rules out the most"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.fails(&["plan", "--gpu", "a100"]);
+    assert!(r.stderr.contains("hint: --gpu"), "{}", r.stderr);
+}
+
+#[test]
+fn cost_quote_prices_a_type() {
+    let sb = Sandbox::new();
+    let q = sb.json(&[
+        "cost",
+        "quote",
+        "l1.small",
+        "--region",
+        "local-east-1",
+        "--hours",
+        "2",
+        "-n",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(q["quote"]["hourly"]["amount"], "0.0104");
+    assert_eq!(q["total"]["amount"].as_str().unwrap().parse::<f64>().unwrap(), 0.0624);
+    assert_eq!(q["billed_seconds"], 7200);
+    let r = sb.ok(&["cost", "quote", "l1.small", "--spot"]);
+    assert!(r.stdout.contains("spot"), "{}", r.stdout);
+    assert!(r.stdout.contains("billed per second"), "{}", r.stdout);
+    let r = sb.fails(&["cost", "quote", "l1.smal"]);
+    assert!(r.stderr.contains("did you mean `l1.small`"), "{}", r.stderr);
+}
+
+#[test]
+fn reap_with_nothing_left_says_so() {
+    let sb = Sandbox::new();
+    let r = sb.ok(&["reap"]);
+    assert!(r.stderr.contains("nothing to reap"), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+}
