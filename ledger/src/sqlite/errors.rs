@@ -15,6 +15,12 @@ pub(super) fn corrupted(label: &str) -> Error {
     .with_hint(format!("move it aside (`mv {label} {label}.bad`); {MOVE_ASIDE}"))
 }
 
+/// A SQLite database, but someone else's: herd will not add its tables to it.
+pub(super) fn foreign(label: &str) -> Error {
+    Error::config(format!("{label} is a SQLite database but not a herd ledger"))
+        .with_hint("point HERD_LEDGER at another file; herd leaves this one untouched")
+}
+
 pub(super) fn newer_schema(label: &str, found: u32, known: u32) -> Error {
     Error::config(format!(
         "ledger {label} was written by a newer herd (schema v{found}, this herd knows v{known})"

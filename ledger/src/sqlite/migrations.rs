@@ -87,6 +87,19 @@ BEGIN SELECT RAISE(ABORT, 'herd ledger: state changes are append-only'); END;
 
 pub(super) const MIGRATIONS: &[&str] = &[V1];
 
+/// `PRAGMA application_id` of a herd ledger ("herd" in ASCII), so `file(1)` and herd can
+/// tell a ledger from any other SQLite database.
+pub(super) const APPLICATION_ID: i32 = 0x6865_7264;
+
+pub(super) fn application_id(conn: &Connection) -> rusqlite::Result<i32> {
+    conn.query_row("PRAGMA application_id", [], |r| r.get(0))
+}
+
+/// Whether the database has any schema at all (a fresh file has none).
+pub(super) fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT count(*) = 0 FROM sqlite_master", [], |r| r.get(0))
+}
+
 pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
@@ -105,7 +118,74 @@ pub(super) fn migrate(conn: &mut Connection, scripts: &[&str]) -> rusqlite::Resu
     for script in &scripts[found as usize..] {
         tx.execute_batch(script)?;
     }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", target)?;
     tx.commit()?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_scripts_apply_on_top_of_earlier_ones() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut c, &[V1]).unwrap(), 0);
+        assert_eq!(user_version(&c).unwrap(), 1);
+        assert_eq!(application_id(&c).unwrap(), APPLICATION_ID);
+        c.execute(
+            "INSERT INTO state_changes (cloud, instance_id, to_state, at) VALUES ('aws', 'i-1', 'pending', 'x')",
+            [],
+        )
+        .unwrap();
+
+        let v2 = "ALTER TABLE state_changes ADD COLUMN note TEXT";
+        assert_eq!(migrate(&mut c, &[V1, v2]).unwrap(), 1);
+        assert_eq!(user_version(&c).unwrap(), 2);
+        let kept: i64 = c
+            .query_row("SELECT count(note IS NULL) FROM state_changes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1);
+        // Already there: nothing runs again.
+        assert_eq!(migrate(&mut c, &[V1, v2]).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_failing_script_leaves_the_database_as_it_was() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, &[V1]).unwrap();
+        let broken = "CREATE TABLE extra (x); THIS IS NOT SQL";
+        assert!(migrate(&mut c, &[V1, broken]).is_err());
+        assert_eq!(user_version(&c).unwrap(), 1);
+        let extra: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'extra'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(extra, 0);
+    }
+
+    #[test]
+    fn state_changes_are_append_only_and_prices_frozen() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, &[V1]).unwrap();
+        c.execute(
+            "INSERT INTO state_changes (cloud, instance_id, to_state, at) VALUES ('aws', 'i-1', 'pending', 'x')",
+            [],
+        )
+        .unwrap();
+        assert!(c.execute("UPDATE state_changes SET to_state = 'running'", []).is_err());
+        assert!(c.execute("DELETE FROM state_changes", []).is_err());
+        c.execute(
+            "INSERT INTO instances (cloud, id, launch_id, batch_launch_id, region, zone, instance_type, state, \
+             purchase, launched_at, deadline, addresses, tags, hourly_price, first_seen, last_seen) \
+             VALUES ('aws', 'i-1', 'l', 'l', 'r', 'z', 't', 'pending', 'spot', 'a', 'd', '[]', '{}', '0.10', 'f', 'l')",
+            [],
+        )
+        .unwrap();
+        assert!(c.execute("UPDATE instances SET hourly_price = '0.20'", []).is_err());
+        c.execute("UPDATE instances SET hourly_price = '0.10', state = 'running'", [])
+            .unwrap();
+    }
 }

@@ -67,6 +67,11 @@ impl SqliteStore {
         if found > known {
             return Err(errors::newer_schema(&label, found, known));
         }
+        let app = migrations::application_id(&conn).map_err(map)?;
+        let foreign = app != migrations::APPLICATION_ID && (app != 0 || !migrations::is_empty(&conn).map_err(map)?);
+        if foreign {
+            return Err(errors::foreign(&label));
+        }
         if file {
             // `journal_mode` answers with a row; already-WAL databases return at once.
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
@@ -334,14 +339,33 @@ fn record_sighting(
     Ok(())
 }
 
+/// What `record_end` needs of an instance row.
+struct EndFacts {
+    cloud: String,
+    state: InstanceState,
+    ended: Option<DateTime<Utc>>,
+    launched_at: DateTime<Utc>,
+}
+
 fn record_end(tx: &Transaction<'_>, id: &str, at: DateTime<Utc>, reason: &str) -> rusqlite::Result<()> {
-    let rows: Vec<(String, InstanceState, Option<DateTime<Utc>>, DateTime<Utc>)> = tx
+    let rows: Vec<EndFacts> = tx
         .prepare_cached("SELECT cloud, state, ended_at, launched_at FROM instances WHERE id = ?1")?
         .query_map([id], |r| {
-            Ok((r.get(0)?, get_parsed(r, 1)?, get_opt_ts(r, 2)?, get_ts(r, 3)?))
+            Ok(EndFacts {
+                cloud: r.get(0)?,
+                state: get_parsed(r, 1)?,
+                ended: get_opt_ts(r, 2)?,
+                launched_at: get_ts(r, 3)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (cloud, state, ended, launched_at) in rows {
+    for EndFacts {
+        cloud,
+        state,
+        ended,
+        launched_at,
+    } in rows
+    {
         let at = at.max(launched_at);
         let end = rules::earliest(ended, Some(at));
         if state == InstanceState::Terminated {

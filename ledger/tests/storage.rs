@@ -1,0 +1,216 @@
+//! The database file: migrations, damaged and newer files, sharing and locking.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use herd_core::{ErrorKind, InstanceState, Journal};
+use herd_ledger::{InstanceFilter, LaunchFilter, Ledger, LedgerOptions};
+use rusqlite::Connection;
+
+fn opts(busy_timeout: Duration) -> LedgerOptions {
+    LedgerOptions {
+        busy_timeout,
+        ..Default::default()
+    }
+}
+
+fn user_version(path: &Path) -> u32 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_fresh_ledger_is_created_and_migrated_to_the_latest_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep/er/ledger.db");
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.path(), Some(path.as_path()));
+    assert!(path.exists());
+    assert!(Ledger::schema_version() >= 1);
+    assert_eq!(user_version(&path), Ledger::schema_version());
+    let c = Connection::open(&path).unwrap();
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["instances", "launches", "state_changes"]);
+
+    // Reopening keeps what was recorded.
+    l.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();
+    drop(l);
+    let again = Ledger::open(&path).unwrap();
+    assert_eq!(again.launches(&LaunchFilter::default()).unwrap().len(), 1);
+    assert_eq!(user_version(&path), Ledger::schema_version());
+}
+
+#[test]
+fn a_ledger_from_a_newer_herd_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    drop(Ledger::open(&path).unwrap());
+    let newer = Ledger::schema_version() + 7;
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let e = Ledger::open(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    let expected = format!(
+        "ledger {} was written by a newer herd (schema v{newer}, this herd knows v{})",
+        path.display(),
+        Ledger::schema_version()
+    );
+    assert_eq!(e.message(), expected);
+    assert!(e.hint().unwrap().contains("HERD_LEDGER"), "{:?}", e.hint());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(user_version(&path), newer);
+}
+
+#[test]
+fn a_file_that_is_not_a_ledger_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&path, &junk).unwrap();
+
+    let e = Ledger::open(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(!e.is_temporary());
+    assert!(e.message().contains(&path.display().to_string()), "{e}");
+    let hint = e.hint().unwrap();
+    assert!(hint.contains("move it aside") && hint.contains("herd ls"), "{hint}");
+    assert_eq!(std::fs::read(&path).unwrap(), junk, "never overwritten");
+}
+
+#[test]
+fn a_ledger_damaged_after_opening_reports_it_on_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    {
+        let l = Ledger::open(&path).unwrap();
+        let many: Vec<_> = (0..500)
+            .map(|n| inst(&format!("i-{n}"), "l-1", InstanceState::Running, t(0, 0), "1"))
+            .collect();
+        l.instances_seen(&many).unwrap();
+    }
+    // Fold the WAL into the file, then scribble over everything after the first page.
+    Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 * 4096);
+    for b in &mut bytes[4096..] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let e = Ledger::open(&path)
+        .and_then(|l| l.instances(&InstanceFilter::default()))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e:?}");
+    assert!(e.hint().unwrap().contains("move it aside"));
+}
+
+#[test]
+fn two_handles_on_one_file_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let a = Ledger::open(&path).unwrap();
+    let b = Ledger::open(&path).unwrap();
+    a.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();
+    a.instances_seen(&[inst("i-1", "l-1", InstanceState::Running, t(0, 0), "1")])
+        .unwrap();
+    assert_eq!(b.launches(&LaunchFilter::default()).unwrap().len(), 1);
+    assert_eq!(b.instances(&InstanceFilter::default()).unwrap()[0].id, "i-1");
+    b.instances_ended(&["i-1".into()], t(1, 0), "terminated").unwrap();
+    assert_eq!(
+        a.instances(&InstanceFilter::default()).unwrap()[0].state,
+        InstanceState::Terminated
+    );
+}
+
+#[test]
+fn a_ledger_held_by_another_writer_is_unavailable_after_the_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let timeout = Duration::from_millis(150);
+    let l = Ledger::open_with(&path, opts(timeout)).unwrap();
+
+    let mut other = Connection::open(&path).unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    // Readers are not blocked (WAL)...
+    assert!(l.launches(&LaunchFilter::default()).unwrap().is_empty());
+    // ...writers wait the busy timeout, then give up with a temporary error.
+    let started = Instant::now();
+    let e = l
+        .launch_started(&intent("l-1", "alice", "c", t(0, 0), "1"))
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e:?}");
+    assert!(e.is_temporary());
+    assert!(e.message().contains("busy") && e.message().contains(&path.display().to_string()));
+    assert!(e.hint().is_some());
+    assert!(waited >= timeout, "gave up after {waited:?}, before the busy timeout");
+    assert!(waited < timeout * 20, "waited {waited:?}, far past the busy timeout");
+
+    // Once the other writer is done, the same handle works again.
+    tx.rollback().unwrap();
+    l.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();
+}
+
+#[test]
+fn opening_a_ledger_locked_by_another_process_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    // A rollback-journal database held exclusively: even reading the schema version waits.
+    let mut other = Connection::open(&path).unwrap();
+    other
+        .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    tx.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    let e = Ledger::open_with(&path, opts(Duration::from_millis(100))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e:?}");
+    assert!(e.is_temporary());
+    drop(tx);
+}
+
+#[test]
+fn in_memory_ledgers_have_no_path_and_work() {
+    let l = Ledger::in_memory().unwrap();
+    assert_eq!(l.path(), None);
+    l.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();
+    assert_eq!(l.launches(&LaunchFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn another_programs_database_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me');")
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let e = Ledger::open(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(e.message().contains("not a herd ledger"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
