@@ -82,19 +82,6 @@ pub fn instant_secs(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compact_durations() {
-        assert_eq!(compact(Duration::from_secs(45)), "45s");
-        assert_eq!(compact(Duration::from_secs(125)), "2m");
-        assert_eq!(compact(Duration::from_secs(7500)), "2h05m");
-        assert_eq!(compact(Duration::from_secs(3 * 86_400 + 4 * 3600 + 59)), "3d04h");
-    }
-}
-
 /// The instance table `ls`, `launch` and `down` share.
 pub fn instance_table(instances: &[Instance], now: DateTime<Utc>) -> crate::printer::Table {
     let mut t = crate::printer::Table::new(&[
@@ -119,4 +106,17 @@ pub fn instance_table(instances: &[Instance], now: DateTime<Utc>) -> crate::prin
 /// Summed hourly price.
 pub fn total_hourly<'a>(instances: impl IntoIterator<Item = &'a Instance>) -> Money {
     instances.into_iter().map(|i| i.hourly_price).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_durations() {
+        assert_eq!(compact(Duration::from_secs(45)), "45s");
+        assert_eq!(compact(Duration::from_secs(125)), "2m");
+        assert_eq!(compact(Duration::from_secs(7500)), "2h05m");
+        assert_eq!(compact(Duration::from_secs(3 * 86_400 + 4 * 3600 + 59)), "3d04h");
+    }
 }
