@@ -4,10 +4,15 @@
 //! (boot delay, capacity, throttling, spot interruptions, transient faults), seeded.
 
 pub mod agent;
+mod buckets;
 mod config;
 mod error;
+mod exec;
+mod lifecycle;
 mod pricing;
 mod provider;
+mod store;
+mod vm;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use herd_core::{SharedClock, SystemClock, VirtualClock};
 
 pub use config::{AgentCommand, Faults};
 pub use pricing::{local_catalog, resources, Resources};
-pub use provider::LocalProvider;
+pub use provider::{LocalProvider, DEFAULT_REGION};
 
 /// `$HERD_SIM_DIR`, else `<data dir>/herd/sim` (`$XDG_DATA_HOME` or `$HOME/.local/share`).
 pub fn default_state_dir() -> PathBuf {

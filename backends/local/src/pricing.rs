@@ -150,16 +150,6 @@ pub fn resources(instance_type: &str) -> Option<Resources> {
         .map(|(_, r)| *r)
 }
 
-/// The region's zones, in order.
-#[allow(dead_code)] // used by the control plane, being written
-pub fn zones(region: &str) -> Vec<String> {
-    local_catalog()
-        .regions(Cloud::Local)
-        .find(|r| r.name == region)
-        .map(|r| r.zones.clone())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +204,5 @@ mod tests {
         assert_eq!(large.cpu_percent, 100);
         assert_eq!(resources("l1.xlarge").unwrap().vcpus, 2);
         assert!(resources("nope").is_none());
-        assert_eq!(zones("local-west-1"), ["local-west-1a", "local-west-1b"]);
     }
 }

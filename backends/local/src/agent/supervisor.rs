@@ -1,0 +1,467 @@
+//! The agent's main loop: every tick (100 ms) it checks what ends the instance, starts
+//! what is due (setup after boot, command after setup, new exec requests), enforces exec
+//! timeouts, and tells the control plane whether the instance is busy.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::cpu::{CpuLimit, Preference};
+use super::log;
+use super::workload::{self, Kind, Launch, Outcome, Workload};
+use crate::exec::{self, ExecResult, ExecSpec};
+use crate::lifecycle::{reason, Timers};
+use crate::store::{self, Store};
+use crate::vm::{self, VmDir, VmSpec};
+
+const TICK: Duration = Duration::from_millis(100);
+/// SIGTERM first; SIGKILL what is still there after this.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(super) fn run(root: &Path, pref: Preference) -> i32 {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGHUP,
+            on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    let vm = VmDir {
+        root: root.to_path_buf(),
+    };
+    let spec: VmSpec = match fs::read(vm.spec())
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            log(&format!("cannot read {}: {e}", vm.spec().display()));
+            return 1;
+        }
+    };
+    let store = match Store::open_existing(&spec.db()) {
+        Ok(s) => s,
+        Err(e) => {
+            log(&format!("cannot open the control plane's state: {e}"));
+            return 1;
+        }
+    };
+    let cpu = CpuLimit::setup(&spec.id, spec.vcpus, spec.cpu_percent, pref);
+    log(&format!(
+        "{} ({}) up; cpu {}",
+        spec.id,
+        spec.instance_type,
+        cpu.describe()
+    ));
+    let _ = fs::write(vm.cpu(), format!("{}\n", cpu.describe()));
+    let _ = store.write(|tx| store::set_cpu_mechanism(tx, &spec.id, cpu.mechanism));
+    let mut s = Supervisor {
+        vm,
+        spec,
+        store,
+        cpu,
+        workloads: Vec::new(),
+        seen_execs: HashSet::new(),
+        setup_started: false,
+        command_started: false,
+        notice_written: false,
+        busy: false,
+        recorded: Vec::new(),
+    };
+    s.run()
+}
+
+struct Supervisor {
+    vm: VmDir,
+    spec: VmSpec,
+    store: Store,
+    cpu: CpuLimit,
+    workloads: Vec<Workload>,
+    seen_execs: HashSet<String>,
+    setup_started: bool,
+    command_started: bool,
+    notice_written: bool,
+    /// What the control plane was last told.
+    busy: bool,
+    /// Process groups last written to the `workloads` file.
+    recorded: Vec<i32>,
+}
+
+/// Why the loop stops.
+enum End {
+    /// The VM dir (the whole state dir, in tests) is gone: kill everything, touch nothing.
+    Vanished,
+    /// The control plane already ended it (terminate, or a lazy timer).
+    Ended,
+    /// The agent decides: record this end in the control plane.
+    Due { at: i64, reason: &'static str },
+}
+
+impl Supervisor {
+    fn run(&mut self) -> i32 {
+        let mut db_failures = 0u32;
+        let end = loop {
+            if !self.vm.root.exists() {
+                break End::Vanished;
+            }
+            let now = now_ms();
+            let row = match self.store.read(|c| store::get(c, &self.spec.id)) {
+                Ok(r) => {
+                    db_failures = 0;
+                    r
+                }
+                Err(e) => {
+                    db_failures += 1;
+                    if db_failures == 1 || db_failures % 50 == 0 {
+                        log(&format!("cannot read the control plane's state: {e}"));
+                    }
+                    std::thread::sleep(TICK);
+                    continue;
+                }
+            };
+            let Some(row) = row else { break End::Vanished };
+            if row.ended_at.is_some() {
+                break End::Ended;
+            }
+            if STOP.load(Ordering::SeqCst) {
+                break End::Due {
+                    at: now,
+                    reason: reason::AGENT_STOPPED,
+                };
+            }
+            self.collect();
+            let timers = Timers {
+                busy: !self.workloads.is_empty(),
+                ..row.timers()
+            };
+            if let Some((at, why)) = timers.due(now) {
+                break End::Due { at, reason: why };
+            }
+            self.spot_notice(now);
+            if now >= self.spec.ready_at {
+                self.start_due();
+                self.start_execs();
+            }
+            self.enforce_timeouts();
+            self.report();
+            std::thread::sleep(TICK);
+        };
+        self.finish(end);
+        0
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HERD_INSTANCE_ID".into(), self.spec.id.clone()),
+            ("HERD_INSTANCE_TYPE".into(), self.spec.instance_type.clone()),
+            ("HERD_VCPUS".into(), self.cpu.cores.len().max(1).to_string()),
+            ("HERD_SPOT_NOTICE_FILE".into(), self.vm.notice().display().to_string()),
+        ]
+    }
+
+    /// Drops finished workloads; a successful setup lets the command start.
+    fn collect(&mut self) {
+        self.workloads.retain(|w| match w.outcome() {
+            None => true,
+            Some(o) => {
+                log(&format!(
+                    "{:?} ended: exit {:?}, signal {:?}, {:.3}s{}",
+                    w.kind,
+                    o.exit_code,
+                    o.signal,
+                    o.wall.as_secs_f64(),
+                    if o.timed_out { ", timed out" } else { "" }
+                ));
+                false
+            }
+        });
+    }
+
+    fn spot_notice(&mut self, now: i64) {
+        let Some(at) = self.spec.interrupt_at else { return };
+        if self.notice_written || now < at - self.spec.notice_ms {
+            return;
+        }
+        self.notice_written = true;
+        let body = format!(
+            "{{\"action\": \"terminate\", \"time\": \"{}\"}}\n",
+            store::from_ms(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        match vm::write_atomic(&self.vm.notice(), body.as_bytes()) {
+            Ok(()) => log(&format!(
+                "spot interruption notice: reclaimed at {}",
+                store::from_ms(at)
+            )),
+            Err(e) => log(&format!("cannot write the spot notice: {e}")),
+        }
+    }
+
+    /// Setup once the instance is up, then the command once setup succeeded.
+    fn start_due(&mut self) {
+        if !self.setup_started {
+            self.setup_started = true;
+            if let Some(setup) = self.spec.setup.clone() {
+                self.start_phase(Kind::Setup, "setup", &setup);
+                return;
+            }
+        }
+        if self.command_started || self.workloads.iter().any(|w| w.kind == Kind::Setup) {
+            return;
+        }
+        if self.spec.setup.is_some() {
+            let ok = fs::read(self.vm.result("setup"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ExecResult>(&b).ok())
+                .is_some_and(|r| r.exit_code == Some(0));
+            if !ok {
+                if !self.command_started {
+                    log("setup failed: the command will not run");
+                }
+                self.command_started = true;
+                return;
+            }
+        }
+        self.command_started = true;
+        if let Some(command) = self.spec.command.clone() {
+            self.start_phase(Kind::Command, "command", &command);
+        }
+    }
+
+    fn start_phase(&mut self, kind: Kind, name: &str, command: &str) {
+        let log_path = self.vm.log(name);
+        let result_path = self.vm.result(name);
+        let opened = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .and_then(|f| Ok((f.try_clone()?, f)));
+        let (out, err) = match opened {
+            Ok(p) => p,
+            Err(e) => {
+                log(&format!("cannot open {}: {e}", log_path.display()));
+                return;
+            }
+        };
+        let launch = Launch {
+            kind: kind.clone(),
+            command,
+            cwd: &self.vm.disk(),
+            env: self.env(),
+            stdout: out,
+            stderr: err,
+            timeout: None,
+        };
+        let rp = result_path.clone();
+        match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
+            Ok(w) => {
+                log(&format!("{kind:?} started (pgid {})", w.pgid));
+                self.workloads.push(w);
+            }
+            Err(e) => {
+                log(&format!("cannot start {kind:?}: {e}"));
+                write_result(
+                    &result_path,
+                    &Outcome {
+                        exit_code: Some(127),
+                        signal: None,
+                        wall: Duration::ZERO,
+                        timed_out: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Starts every exec request not seen before.
+    fn start_execs(&mut self) {
+        let Ok(entries) = fs::read_dir(self.vm.exec()) else {
+            return;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !self.seen_execs.contains(n))
+            .collect();
+        names.sort_by_key(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+        for name in names {
+            let dir = self.vm.exec().join(&name);
+            let Ok(bytes) = fs::read(exec::request_file(&dir)) else {
+                continue; // not written yet
+            };
+            self.seen_execs.insert(name.clone());
+            if exec::result_file(&dir).exists() {
+                continue;
+            }
+            let result_path = exec::result_file(&dir);
+            let req: ExecSpec = match serde_json::from_slice(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    log(&format!("exec {name}: unreadable request: {e}"));
+                    write_result(
+                        &result_path,
+                        &Outcome {
+                            exit_code: Some(127),
+                            signal: None,
+                            wall: Duration::ZERO,
+                            timed_out: false,
+                        },
+                    );
+                    continue;
+                }
+            };
+            let files =
+                File::create(exec::stdout_file(&dir)).and_then(|o| Ok((o, File::create(exec::stderr_file(&dir))?)));
+            let (out, err) = match files {
+                Ok(f) => f,
+                Err(e) => {
+                    log(&format!("exec {name}: {e}"));
+                    continue;
+                }
+            };
+            let mut env = self.env();
+            env.extend(req.env.iter().cloned());
+            let launch = Launch {
+                kind: Kind::Exec(name.clone()),
+                command: &req.command,
+                cwd: &self.vm.disk(),
+                env,
+                stdout: out,
+                stderr: err,
+                timeout: req.timeout_ms.map(Duration::from_millis),
+            };
+            let rp = result_path.clone();
+            match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
+                Ok(w) => self.workloads.push(w),
+                Err(e) => {
+                    log(&format!("exec {name}: cannot start: {e}"));
+                    write_result(
+                        &result_path,
+                        &Outcome {
+                            exit_code: Some(127),
+                            signal: None,
+                            wall: Duration::ZERO,
+                            timed_out: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn enforce_timeouts(&mut self) {
+        for w in &self.workloads {
+            if w.outcome().is_none() && w.timeout.is_some_and(|t| w.started.elapsed() >= t) {
+                w.time_out();
+                vm::signal_group(w.pgid, libc::SIGKILL);
+                vm::signal_group(w.pgid, libc::SIGCONT);
+            }
+        }
+    }
+
+    /// Tells the control plane when the instance turns busy or idle (the idle clock
+    /// starts when the last workload ends), and records the running process groups.
+    fn report(&mut self) {
+        let groups: Vec<i32> = self.workloads.iter().map(|w| w.pgid).collect();
+        if groups != self.recorded {
+            let body: String = groups.iter().map(|g| format!("{g}\n")).collect();
+            let _ = vm::write_atomic(&self.vm.workloads(), body.as_bytes());
+            self.cpu.set_groups(&groups);
+            self.recorded = groups;
+        }
+        let busy = !self.workloads.is_empty();
+        if busy != self.busy {
+            let now = now_ms();
+            if self
+                .store
+                .write(|tx| store::touch(tx, &self.spec.id, now, Some(busy)))
+                .is_ok()
+            {
+                self.busy = busy;
+            }
+        }
+    }
+
+    /// Kills the workloads (TERM, then KILL after a grace), records the end, deletes the
+    /// volume unless `terminate` owns that, and removes the cgroup.
+    fn finish(&mut self, end: End) {
+        self.cpu.release();
+        for w in &self.workloads {
+            vm::signal_group(w.pgid, libc::SIGTERM);
+            vm::signal_group(w.pgid, libc::SIGCONT);
+        }
+        let t0 = Instant::now();
+        while self.workloads.iter().any(|w| w.outcome().is_none()) && t0.elapsed() < KILL_GRACE {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for w in &self.workloads {
+            // The group may outlive its leader (background children): kill it anyway.
+            vm::signal_group(w.pgid, libc::SIGKILL);
+        }
+        let t1 = Instant::now();
+        while self.workloads.iter().any(|w| w.outcome().is_none()) && t1.elapsed() < KILL_GRACE {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.cpu.remove();
+        let why = match end {
+            End::Vanished => {
+                log("the VM directory is gone: stopping");
+                return;
+            }
+            End::Ended => self
+                .store
+                .read(|c| store::get(c, &self.spec.id))
+                .ok()
+                .flatten()
+                .and_then(|r| r.state_reason)
+                .unwrap_or_else(|| "ended".into()),
+            End::Due { at, reason } => {
+                let _ = self.store.write(|tx| store::end(tx, &self.spec.id, at, reason));
+                reason.to_string()
+            }
+        };
+        if why != reason::TERMINATED {
+            // Ended by the cloud itself: its volume goes with it.
+            match fs::remove_dir_all(self.vm.disk()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => log(&format!("cannot delete the volume: {e}")),
+            }
+            let now = now_ms();
+            let _ = self.store.write(|tx| store::volume_deleted(tx, &self.spec.id, now));
+        }
+        let _ = fs::remove_file(self.vm.workloads());
+        let _ = fs::write(self.vm.ended(), format!("{why}\n"));
+        log(&format!("{} ended: {why}", self.spec.id));
+    }
+}
+
+fn write_result(path: &Path, o: &Outcome) {
+    let r = ExecResult {
+        exit_code: o.exit_code,
+        signal: o.signal,
+        wall_ns: o.wall.as_nanos() as u64,
+        timed_out: o.timed_out,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&r) {
+        let _ = vm::write_atomic(path, &bytes);
+    }
+}
