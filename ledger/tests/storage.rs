@@ -117,9 +117,10 @@ fn a_ledger_damaged_after_opening_reports_it_on_use() {
     }
     std::fs::write(&path, &bytes).unwrap();
 
-    let e = Ledger::open(&path)
-        .and_then(|l| l.instances(&InstanceFilter::default()))
-        .unwrap_err();
+    let e = match Ledger::open(&path) {
+        Err(e) => e,
+        Ok(l) => l.instances(&InstanceFilter::default()).unwrap_err(),
+    };
     assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e:?}");
     assert!(e.hint().unwrap().contains("move it aside"));
 }
