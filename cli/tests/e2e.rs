@@ -459,3 +459,14 @@ fn reap_with_nothing_left_says_so() {
     assert!(r.stderr.contains("nothing to reap"), "{}", r.stderr);
     assert_eq!(r.stdout, "");
 }
+
+#[test]
+fn corrupted_ledger_is_a_clear_error() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.ledger(), vec![0x5a_u8; 8192]).unwrap();
+    let r = sb.fails(&["ls", "--history"]);
+    assert!(r.stderr.contains(&sb.ledger().display().to_string()), "{}", r.stderr);
+    assert!(r.stderr.contains("\nhint: move it aside"), "{}", r.stderr);
+    // Read-only commands that need no ledger still work.
+    sb.ok(&["plan", "--vcpus", "1", "--top", "1"]);
+}
