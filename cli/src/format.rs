@@ -45,7 +45,7 @@ pub fn time_left(i: &Instance, now: DateTime<Utc>) -> Cell {
 
 pub fn state(i: &Instance) -> Cell {
     let text = match &i.state_reason {
-        Some(r) if !r.is_empty() => format!("{} ({r})", i.state),
+        Some(r) if !r.is_empty() && r != i.state.as_str() => format!("{} ({r})", i.state),
         _ => i.state.to_string(),
     };
     let style = match i.state {

@@ -75,7 +75,8 @@ fn history(ctx: &Context, a: &LsArgs, state: Option<InstanceState>, filtered: bo
     };
     let mut instances = ledger.instances(&filter)?;
     instances.retain(|i| a.region.as_ref().is_none_or(|r| &i.region == r) && state.is_none_or(|s| i.state == s));
-    instances.reverse(); // the ledger gives newest first; tables read oldest first
+    // Oldest first, like the live view.
+    instances.sort_by(|x, y| x.launched_at.cmp(&y.launched_at).then_with(|| x.id.cmp(&y.id)));
     let now = Utc::now();
     let accrued = |i: &Instance| {
         let end = i.ended_at.unwrap_or(now).max(i.launched_at);
