@@ -470,3 +470,70 @@ fn corrupted_ledger_is_a_clear_error() {
     // Read-only commands that need no ledger still work.
     sb.ok(&["plan", "--vcpus", "1", "--top", "1"]);
 }
+
+#[test]
+fn reap_finds_and_deletes_leftover_volumes() {
+    // The simulator "forgets" every volume on terminate: something for reap to find.
+    let sb = Sandbox::with_config("[simulator.faults]\nboot_delay = \"100ms\"\norphan_volume_rate = 1.0\n");
+    sb.ok(&["launch", "l1.small", "--deadline", "5m"]);
+    sb.ok(&["down", "--all", "--yes"]);
+
+    let r = sb.fails(&["reap"]);
+    assert!(r.stdout.contains("volume"), "{}", r.stdout);
+    assert!(r.stdout.contains("total"), "{}", r.stdout);
+    assert!(r.stderr.contains("hint: pass --yes"), "{}", r.stderr);
+
+    let done = sb.json(&["reap", "--yes", "--json"]);
+    assert_eq!(done["found"]["leftovers"].as_array().unwrap().len(), 1);
+    assert_eq!(done["found"]["leftovers"][0]["kind"], "volume");
+    assert_eq!(done["reaped"][0]["outcome"], "terminated");
+    assert!(sb.ok(&["reap"]).stderr.contains("nothing to reap"));
+}
+
+#[test]
+fn same_launch_id_is_idempotent_and_spot_is_spot() {
+    let sb = Sandbox::new();
+    let args = [
+        "launch",
+        "l1.small",
+        "--spot",
+        "--launch-id",
+        "e2e-idem",
+        "--deadline",
+        "5m",
+        "--json",
+    ];
+    let first = sb.json(&args);
+    let again = sb.json(&args);
+    assert_eq!(first["instances"][0]["id"], again["instances"][0]["id"]);
+    assert_eq!(first["instances"][0]["purchase"], "spot");
+    assert_eq!(sb.json(&["ls", "--json"]).as_array().unwrap().len(), 1);
+
+    let r = sb.fails(&["launch", "l1.large", "--launch-id", "e2e-idem", "--deadline", "5m"]);
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    let down = sb.json(&["down", "--launch", "e2e-idem", "--yes", "--json"]);
+    assert_eq!(down.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn daily_budget_from_the_environment() {
+    let sb = Sandbox::new();
+    let r = sb
+        .cmd(&["launch", "l1.small", "--deadline", "2h"])
+        .env("HERD_BUDGET_PER_DAY", "$0.01")
+        .output()
+        .unwrap();
+    let r = Run::from(&[], r);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("daily budget of $0.01"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let sb = Sandbox::new();
+    let plain = sb.ok(&["catalog", "--limit", "1"]);
+    assert!(!plain.stdout.contains('\x1b'), "NO_COLOR and a pipe: no colour");
+    let forced = sb.ok(&["--color", "always", "catalog", "--limit", "1"]);
+    assert!(forced.stdout.contains("\x1b[1mTYPE\x1b[0m"), "{:?}", forced.stdout);
+}

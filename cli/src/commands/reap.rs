@@ -80,8 +80,13 @@ pub fn run(ctx: &Context, a: &ReapArgs) -> anyhow::Result<()> {
                 .iter()
                 .filter(|r| r.outcome == TerminateOutcome::Terminated)
                 .count();
+        let gone = if deleted < n {
+            " (the rest were already gone)"
+        } else {
+            ""
+        };
         ctx.printer.note(format!(
-            "deleted {deleted} of {n} (the rest were already gone); {}/day saved",
+            "deleted {deleted} of {n}{gone}; {}/day saved",
             found.cost_per_day
         ));
         Ok(())
