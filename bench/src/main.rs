@@ -38,6 +38,7 @@ fn args() -> Result<Args> {
             other => bail!("unknown argument `{other}`"),
         }
     }
+    a.herd = std::fs::canonicalize(&a.herd).unwrap_or(a.herd);
     if !a.herd.exists() {
         bail!(
             "no herd binary at {} (build it: cargo build --release -p herd-cli)",
@@ -238,14 +239,13 @@ fn big_budget(owner: &str) -> Guardrails {
     }
 }
 
-/// 10,000 instances (no processes) in a state dir, then `herd ls` over them.
-fn bench_memory(a: &Args) -> Result<()> {
-    let env = Env::new()?;
-    let n: u32 = 10_000;
-    let t = Instant::now();
+/// Fills a simulator state dir with `n` instances without processes. Runs in a child
+/// process (`herd-bench --populate DIR N`): a child's peak RSS includes whatever its
+/// parent had touched before the fork, so the measuring process must stay small.
+fn populate(dir: &Path, n: u32) -> Result<()> {
     rt()?.block_on(async {
         let provider = LocalProvider::builder()
-            .state_dir(env.var("HERD_SIM_DIR"))
+            .state_dir(dir)
             .processes(false)
             .faults(Faults {
                 boot_delay: Some((Duration::ZERO, Duration::ZERO)),
@@ -264,21 +264,35 @@ fn bench_memory(a: &Args) -> Result<()> {
             )
             .await?;
         anyhow::Ok(())
-    })?;
+    })
+}
+
+/// 10,000 instances (no processes) in a state dir, then `herd ls` over them.
+fn bench_memory(a: &Args) -> Result<()> {
+    let env = Env::new()?;
+    let n: u32 = 10_000;
+    let t = Instant::now();
+    let me = std::env::current_exe()?;
+    run_once(
+        Command::new(me)
+            .arg("--populate")
+            .arg(env.var("HERD_SIM_DIR"))
+            .arg(n.to_string()),
+    )?;
     let setup = t.elapsed();
     let runs = a.runs.min(5);
     let mut peak = 0u64;
     let mut walls = Vec::new();
-    let mut out = env.cmd(&a.herd, &["ls", "--json"]);
-    let listed = out.output()?;
-    let text = String::from_utf8_lossy(&listed.stdout);
-    let count = text.matches("\"id\"").count();
+    let (_, empty_rss) = run_once(&mut env.cmd(&a.herd, &["--version"]))?;
     for _ in 0..runs {
         let (w, rss) = run_once(&mut env.cmd(&a.herd, &["ls"]))?;
         peak = peak.max(rss);
         walls.push(w);
     }
-    let (_, empty_rss) = run_once(&mut env.cmd(&a.herd, &["--version"]))?;
+    let mut out = env.cmd(&a.herd, &["ls", "--json"]);
+    let listed = out.output()?;
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let count = text.matches("\"id\"").count();
     let target_kib = 50 * 1024;
     println!(
         "memory   herd ls over {n} instances ({count} listed): peak RSS {:.1} MiB | target 50 MiB ({:.2}x of target) | `herd --version` {:.1} MiB | median {} | setup {:.1} s  {}",
@@ -293,6 +307,12 @@ fn bench_memory(a: &Args) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--populate") {
+        let dir = argv.get(2).context("--populate DIR N")?;
+        let n = argv.get(3).context("--populate DIR N")?.parse()?;
+        return populate(Path::new(dir), n);
+    }
     let a = args()?;
     let benches: [(&str, fn(&Args) -> Result<()>); 4] = [
         ("startup", bench_startup),
