@@ -312,8 +312,14 @@ impl Catalog {
     }
 
     /// The oldest price date among the sources used by `offers`, for freshness warnings.
+    /// The simulator's prices are herd's own invention and never go stale, so its offers
+    /// do not count.
     pub fn oldest_price<'a>(&'a self, offers: impl IntoIterator<Item = &'a Offer>) -> Option<NaiveDate> {
-        offers.into_iter().map(|o| self.sources[o.source as usize].as_of).min()
+        offers
+            .into_iter()
+            .filter(|o| o.cloud != Cloud::Local)
+            .map(|o| self.sources[o.source as usize].as_of)
+            .min()
     }
 
     /// Age of a price date at `now`, in whole days.
