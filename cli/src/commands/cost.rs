@@ -66,7 +66,7 @@ fn report(ctx: &Context, a: &CostArgs) -> anyhow::Result<()> {
         hourly_now: rows.iter().map(|r| r.hourly_now).sum(),
     };
     let catalog = ctx.launcher()?.catalog();
-    let as_of = catalog.sources().iter().map(|s| s.as_of).min();
+    let as_of = catalog.oldest_price(catalog.offers());
     if a.json {
         return ctx.printer.json(&Report {
             by: group.as_str(),
