@@ -1,5 +1,5 @@
 //! The control plane's side of `exec` (one SSH session): drop a request into the VM's
-//! `exec/<n>/` directory, let the agent run it in the instance's volume under the
+//! `exec/<name>/` directory, let the agent run it in the instance's volume under the
 //! instance's CPU limits, and wait for its result file.
 //!
 //! Request and result are small JSON files written atomically, so either side may be
@@ -8,7 +8,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use herd_core::{Error, ErrorKind, ExecOutput, ExecRequest, Result};
 use serde::{Deserialize, Serialize};
@@ -53,18 +54,19 @@ pub(crate) fn stderr_file(dir: &Path) -> PathBuf {
     dir.join("stderr")
 }
 
-/// A fresh request directory: the first free number (creating a directory is atomic,
-/// so two shells never get the same one).
+/// A fresh request directory, named so that names sort in submission order and never
+/// repeat (an agent remembers the names it has run): nanoseconds, pid, counter.
 fn new_request_dir(vm: &VmDir) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let base = vm.exec();
     fs::create_dir_all(&base)?;
-    let mut n = fs::read_dir(&base)?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0);
     loop {
-        n += 1;
-        let d = base.join(n.to_string());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let d = base.join(format!("{nanos:020}-{}-{n}", std::process::id()));
         match fs::create_dir(&d) {
             Ok(()) => return Ok(d),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::log;
 use crate::vm::signal_group;
@@ -26,6 +26,17 @@ pub enum Preference {
     Cgroup2,
     Cgroup1,
     DutyCycle,
+}
+
+impl Preference {
+    fn name(self) -> &'static str {
+        match self {
+            Preference::Auto => "auto",
+            Preference::Cgroup2 => "cgroup2",
+            Preference::Cgroup1 => "cgroup1",
+            Preference::DutyCycle => "duty-cycle",
+        }
+    }
 }
 
 impl std::str::FromStr for Preference {
@@ -59,6 +70,8 @@ pub(crate) struct CpuLimit {
 struct Duty {
     groups: Arc<Mutex<Vec<i32>>>,
     stop: Arc<AtomicBool>,
+    /// In the stopped part of the cycle: a new workload is stopped on arrival.
+    paused: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -95,10 +108,13 @@ impl CpuLimit {
             Preference::Cgroup1 => &[Preference::Cgroup1, Preference::DutyCycle],
             Preference::DutyCycle => &[Preference::DutyCycle],
         };
+        // Cgroups are host-wide while instance ids are only unique within a state dir:
+        // the agent's pid makes the name unique among live agents.
+        let name = format!("{id}-{}", std::process::id());
         for t in tries {
             let made = match t {
-                Preference::Cgroup2 => cgroup2(id, cpu_percent).map(|d| ("cgroup2", d)),
-                Preference::Cgroup1 => cgroup1(id, cpu_percent).map(|d| ("cgroup1", d)),
+                Preference::Cgroup2 => cgroup2(&name, cpu_percent).map(|d| ("cgroup2", d)),
+                Preference::Cgroup1 => cgroup1(&name, cpu_percent).map(|d| ("cgroup1", d)),
                 _ => Err("fallback".into()),
             };
             match made {
@@ -108,7 +124,7 @@ impl CpuLimit {
                     limit.cgroup = Some(dir);
                     return limit;
                 }
-                Err(e) if *t != Preference::DutyCycle => log(&format!("cpu: {t:?} unavailable: {e}")),
+                Err(e) if *t != Preference::DutyCycle => log(&format!("cpu: {} unavailable: {e}", t.name())),
                 Err(_) => {}
             }
         }
@@ -128,7 +144,24 @@ impl CpuLimit {
     /// The process groups the duty cycle throttles (the running workloads).
     pub fn set_groups(&self, groups: &[i32]) {
         if let Some(d) = &self.duty {
-            *d.groups.lock().expect("duty lock") = groups.to_vec();
+            let mut current = d.groups.lock().expect("duty lock");
+            if d.paused.load(Ordering::SeqCst) {
+                for g in groups.iter().filter(|g| !current.contains(g)) {
+                    signal_group(*g, libc::SIGSTOP);
+                }
+            }
+            *current = groups.to_vec();
+        }
+    }
+
+    /// Makes sure a started workload is in the instance's cgroup (the hook already asked
+    /// for it; this covers a move that failed in the child), logging when it is not.
+    pub fn adopt(&self, pid: i32) {
+        let Some(dir) = &self.cgroup else { return };
+        if let Err(e) = fs::write(dir.join("cgroup.procs"), format!("{pid}\n")) {
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                log(&format!("cpu: cannot move {pid} into {}: {e}", dir.display()));
+            }
         }
     }
 
@@ -172,29 +205,40 @@ impl Duty {
     fn start(fraction: f64) -> Duty {
         let groups = Arc::new(Mutex::new(Vec::<i32>::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let run = DUTY_PERIOD.mul_f64(fraction.clamp(0.01, 1.0));
-        let pause = DUTY_PERIOD.saturating_sub(run);
-        let (g, s) = (groups.clone(), stop.clone());
+        let paused = Arc::new(AtomicBool::new(false));
+        let fraction = fraction.clamp(0.01, 1.0);
+        let run = DUTY_PERIOD.mul_f64(fraction);
+        let (g, s, p) = (groups.clone(), stop.clone(), paused.clone());
+        let signal_all = move |sig| {
+            for pg in g.lock().expect("duty lock").iter() {
+                signal_group(*pg, sig);
+            }
+        };
         let thread = std::thread::Builder::new()
             .name("duty-cycle".into())
             .spawn(move || {
                 while !s.load(Ordering::SeqCst) {
-                    let now: Vec<i32> = g.lock().expect("duty lock").clone();
-                    for p in &now {
-                        signal_group(*p, libc::SIGCONT);
-                    }
+                    p.store(false, Ordering::SeqCst);
+                    signal_all(libc::SIGCONT);
+                    let ran = Instant::now();
                     std::thread::sleep(run);
                     if s.load(Ordering::SeqCst) {
                         break;
                     }
-                    for p in &now {
-                        signal_group(*p, libc::SIGSTOP);
-                    }
-                    std::thread::sleep(pause);
+                    p.store(true, Ordering::SeqCst);
+                    signal_all(libc::SIGSTOP);
+                    // On a busy host this thread wakes late, and the workload ran longer
+                    // than asked: pause in proportion to what it really ran.
+                    std::thread::sleep(ran.elapsed().mul_f64((1.0 - fraction) / fraction));
                 }
             })
             .ok();
-        Duty { groups, stop, thread }
+        Duty {
+            groups,
+            stop,
+            paused,
+            thread,
+        }
     }
 }
 
@@ -267,8 +311,8 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
     fs::write(path, value).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
-/// `<cgroup2 root>/herd/<id>` with `cpu.max`; needs the cpu controller delegated to us.
-fn cgroup2(id: &str, percent: u32) -> Result<PathBuf, String> {
+/// `<cgroup2 root>/herd/<name>` with `cpu.max`; needs the cpu controller delegated to us.
+fn cgroup2(name: &str, percent: u32) -> Result<PathBuf, String> {
     let root = mounts("cgroup2", None)
         .into_iter()
         .find(|m| {
@@ -286,7 +330,7 @@ fn cgroup2(id: &str, percent: u32) -> Result<PathBuf, String> {
     let herd = root.join("herd");
     fs::create_dir_all(&herd).map_err(|e| format!("mkdir {}: {e}", herd.display()))?;
     subtree(&herd)?;
-    let dir = herd.join(id);
+    let dir = herd.join(name);
     fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let quota = u64::from(percent) * PERIOD_US / 100;
     if let Err(e) = write(&dir.join("cpu.max"), &format!("{quota} {PERIOD_US}")) {
@@ -296,13 +340,13 @@ fn cgroup2(id: &str, percent: u32) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// `<cgroup1 cpu mount>/herd/<id>` with `cpu.cfs_quota_us`.
-fn cgroup1(id: &str, percent: u32) -> Result<PathBuf, String> {
+/// `<cgroup1 cpu mount>/herd/<name>` with `cpu.cfs_quota_us`.
+fn cgroup1(name: &str, percent: u32) -> Result<PathBuf, String> {
     let root = mounts("cgroup", Some("cpu"))
         .into_iter()
         .next()
         .ok_or("no cgroup v1 cpu hierarchy")?;
-    let dir = root.join("herd").join(id);
+    let dir = root.join("herd").join(name);
     fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let quota = u64::from(percent) * PERIOD_US / 100;
     let res = write(&dir.join("cpu.cfs_period_us"), &PERIOD_US.to_string())

@@ -86,6 +86,7 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
         command_started: false,
         notice_written: false,
         busy: false,
+        activity: 0,
         recorded: Vec::new(),
     };
     s.run()
@@ -103,6 +104,8 @@ struct Supervisor {
     notice_written: bool,
     /// What the control plane was last told.
     busy: bool,
+    /// When the last workload ended (the control plane may not have heard yet).
+    activity: i64,
     /// Process groups last written to the `workloads` file.
     recorded: Vec<i32>,
 }
@@ -152,6 +155,7 @@ impl Supervisor {
             self.collect();
             let timers = Timers {
                 busy: !self.workloads.is_empty(),
+                last_activity: row.last_activity.max(self.activity),
                 ..row.timers()
             };
             if let Some((at, why)) = timers.due(now) {
@@ -181,6 +185,7 @@ impl Supervisor {
 
     /// Drops finished workloads; a successful setup lets the command start.
     fn collect(&mut self) {
+        let before = self.workloads.len();
         self.workloads.retain(|w| match w.outcome() {
             None => true,
             Some(o) => {
@@ -195,6 +200,9 @@ impl Supervisor {
                 false
             }
         });
+        if self.workloads.len() < before {
+            self.activity = now_ms();
+        }
     }
 
     fn spot_notice(&mut self, now: i64) {
@@ -274,8 +282,10 @@ impl Supervisor {
         let rp = result_path.clone();
         match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
             Ok(w) => {
+                self.cpu.adopt(w.pgid);
                 log(&format!("{kind:?} started (pgid {})", w.pgid));
                 self.workloads.push(w);
+                self.throttle_now();
             }
             Err(e) => {
                 log(&format!("cannot start {kind:?}: {e}"));
@@ -297,11 +307,12 @@ impl Supervisor {
         let Ok(entries) = fs::read_dir(self.vm.exec()) else {
             return;
         };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| !self.seen_execs.contains(n))
-            .collect();
-        names.sort_by_key(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+        let present: HashSet<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        // Forget requests whose directories the control plane removed.
+        self.seen_execs.retain(|n| present.contains(n));
+        let mut names: Vec<String> = present.into_iter().filter(|n| !self.seen_execs.contains(n)).collect();
+        // Names start with zero-padded nanoseconds: this is submission order.
+        names.sort();
         for name in names {
             let dir = self.vm.exec().join(&name);
             let Ok(bytes) = fs::read(exec::request_file(&dir)) else {
@@ -350,7 +361,11 @@ impl Supervisor {
             };
             let rp = result_path.clone();
             match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
-                Ok(w) => self.workloads.push(w),
+                Ok(w) => {
+                    self.cpu.adopt(w.pgid);
+                    self.workloads.push(w);
+                    self.throttle_now();
+                }
                 Err(e) => {
                     log(&format!("exec {name}: cannot start: {e}"));
                     write_result(
@@ -365,6 +380,12 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Hands a new workload to the duty cycle at once rather than at the next tick.
+    fn throttle_now(&self) {
+        let groups: Vec<i32> = self.workloads.iter().map(|w| w.pgid).collect();
+        self.cpu.set_groups(&groups);
     }
 
     fn enforce_timeouts(&mut self) {
