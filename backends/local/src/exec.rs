@@ -101,7 +101,8 @@ pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequ
                 .map_err(|e| Error::unexpected(format!("unreadable exec result in {}: {e}", dir.display())))?;
         }
         polls += 1;
-        if polls % 20 == 0 {
+        if polls >= 20 {
+            polls = 0;
             let r = p.store().read(|c| store::get(c, &row.id))?;
             if let Some(reason) = r.as_ref().and_then(|r| r.ended_at.map(|_| r.state_reason.clone())) {
                 let _ = fs::remove_dir_all(&dir);

@@ -166,7 +166,7 @@ async fn launch_exec_terminate_leaves_nothing_running() {
     );
 
     assert!(!processes_under(dir).is_empty(), "the agent and `sleep 30` run");
-    let t = l.terminate(&[id.clone()]).await.unwrap();
+    let t = l.terminate(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(t[0].outcome, TerminateOutcome::Terminated);
     assert_eq!(
         processes_under(dir),

@@ -135,8 +135,20 @@ impl Supervisor {
                 }
                 Err(e) => {
                     db_failures += 1;
-                    if db_failures == 1 || db_failures % 50 == 0 {
+                    if db_failures == 1 || db_failures == 50 {
                         log(&format!("cannot read the control plane's state: {e}"));
+                    }
+                    // The deadline never depends on the database being readable.
+                    self.collect();
+                    let timers = Timers {
+                        deadline: self.spec.deadline,
+                        interrupt_at: self.spec.interrupt_at,
+                        keepalive_ms: self.spec.keepalive_ms,
+                        last_activity: self.spec.ready_at.max(self.activity),
+                        busy: !self.workloads.is_empty(),
+                    };
+                    if let Some((at, reason)) = timers.due(now) {
+                        break End::Due { at, reason };
                     }
                     std::thread::sleep(TICK);
                     continue;
