@@ -76,7 +76,7 @@ fn new_request_dir(vm: &VmDir) -> io::Result<PathBuf> {
 }
 
 pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequest) -> Result<ExecOutput> {
-    let pid = row.pid.filter(|pid| vm::alive(*pid)).ok_or_else(|| {
+    let pid = row.pid.filter(|pid| vm::agent_alive(*pid, &row.id)).ok_or_else(|| {
         Error::unexpected(format!("the agent of {} is not running", row.id))
             .with_hint("the instance's host process died; terminate it (`herd down`) and launch another")
     })?;

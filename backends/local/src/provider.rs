@@ -467,7 +467,7 @@ impl LocalProvider {
         let now = self.now_ms();
         for r in ended.iter().filter(|r| r.process) {
             match r.pid {
-                Some(pid) if vm::alive(pid) => vm::signal_group(pid, libc::SIGTERM),
+                Some(pid) if vm::agent_alive(pid, &r.id) => vm::signal_group(pid, libc::SIGTERM),
                 _ => {
                     if let Some(d) = self.vm_dir(&r.id) {
                         for pg in vm::recorded_workloads(&d) {
@@ -484,11 +484,13 @@ impl LocalProvider {
     /// Stops the agents of terminated instances and deletes their volumes (unless the
     /// orphan fault makes terminate forget one).
     async fn tear_down(&self, rows: &[Row]) -> Result<()> {
-        let pids: Vec<(i32, &Row)> = rows.iter().filter_map(|r| r.pid.map(|p| (p, r))).collect();
+        let pids: Vec<(i32, &Row)> = rows
+            .iter()
+            .filter_map(|r| r.pid.map(|p| (p, r)))
+            .filter(|(p, r)| vm::agent_alive(*p, &r.id))
+            .collect();
         for (pid, _) in &pids {
-            if vm::alive(*pid) {
-                vm::signal_group(*pid, libc::SIGTERM);
-            }
+            vm::signal_group(*pid, libc::SIGTERM);
         }
         // Real processes, real time: the injected clock does not apply here.
         let started = std::time::Instant::now();
@@ -496,7 +498,7 @@ impl LocalProvider {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         for (pid, r) in &pids {
-            if vm::alive(*pid) {
+            if vm::agent_alive(*pid, &r.id) {
                 vm::signal_group(*pid, libc::SIGKILL);
             }
             if let Some(d) = self.vm_dir(&r.id) {
@@ -697,7 +699,7 @@ impl Provider for LocalProvider {
         for r in rows {
             if r.process {
                 // An agent still cleaning up is not a leftover yet.
-                if r.pid.is_some_and(vm::alive) && !r.volume_orphaned {
+                if r.pid.is_some_and(|p| vm::agent_alive(p, &r.id)) && !r.volume_orphaned {
                     continue;
                 }
                 if let Some(d) = self.vm_dir(&r.id) {

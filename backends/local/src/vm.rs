@@ -160,6 +160,25 @@ pub(crate) fn alive(pid: i32) -> bool {
     }
 }
 
+/// Whether `pid` is a live agent of instance `id`: pids are reused (after a reboot, a
+/// stored pid may name anything), so on Linux its command line must name the instance.
+pub(crate) fn agent_alive(pid: i32, id: &str) -> bool {
+    alive(pid)
+        && match fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(cmd) => String::from_utf8_lossy(&cmd).contains(id),
+            Err(_) => !Path::new("/proc/self").exists(),
+        }
+}
+
+/// Whether a recorded workload group still belongs to this VM (its leader works in the
+/// VM's directory), so a reused pid is never killed.
+pub(crate) fn workload_of(pgid: i32, dir: &VmDir) -> bool {
+    match fs::read_link(format!("/proc/{pgid}/cwd")) {
+        Ok(cwd) => cwd.starts_with(&dir.root),
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
 /// Sends `sig` to a whole process group (ignoring groups that are already gone).
 pub(crate) fn signal_group(pgid: i32, sig: i32) {
     if pgid > 1 {
@@ -170,12 +189,12 @@ pub(crate) fn signal_group(pgid: i32, sig: i32) {
     }
 }
 
-/// The workload process groups the agent last recorded.
+/// The workload process groups the agent last recorded that are still this VM's.
 pub(crate) fn recorded_workloads(dir: &VmDir) -> Vec<i32> {
     fs::read_to_string(dir.workloads())
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.trim().parse().ok())
-        .filter(|p| *p > 1)
+        .filter(|p| *p > 1 && workload_of(*p, dir))
         .collect()
 }
