@@ -138,6 +138,13 @@ async fn launch_exec_terminate_leaves_nothing_running() {
     let mut lines = out.stdout.lines();
     assert_eq!(lines.next().unwrap(), format!("{id} 1 hi"));
     assert!(lines.next().unwrap().ends_with(&format!("vms/{id}/disk")));
+    // The launching shell's environment does not leak into the VM.
+    std::env::set_var("HERD_TEST_SECRET", "hunter2");
+    let out = l
+        .exec(&id, &ExecRequest::new("echo \"[$HERD_TEST_SECRET]\""))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "[]\n");
     let out = l
         .exec(&id, &ExecRequest::new("cat f; sleep 0.2; cat setup-ran"))
         .await

@@ -454,23 +454,23 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.cpu.remove();
-        let why = match end {
+        let mut why = match end {
             End::Vanished => {
                 log("the VM directory is gone: stopping");
                 return;
             }
-            End::Ended => self
-                .store
-                .read(|c| store::get(c, &self.spec.id))
-                .ok()
-                .flatten()
-                .and_then(|r| r.state_reason)
-                .unwrap_or_else(|| "ended".into()),
+            End::Ended => "ended".to_string(),
             End::Due { at, reason } => {
                 let _ = self.store.write(|tx| store::end(tx, &self.spec.id, at, reason));
                 reason.to_string()
             }
         };
+        // Whoever ended it first (this agent, a lazy timer, `terminate`) wrote the reason.
+        if let Ok(Some(r)) = self.store.read(|c| store::get(c, &self.spec.id)) {
+            if let Some(recorded) = r.state_reason {
+                why = recorded;
+            }
+        }
         if why != reason::TERMINATED {
             // Ended by the cloud itself: its volume goes with it.
             match fs::remove_dir_all(self.vm.disk()) {

@@ -68,7 +68,11 @@ pub(crate) fn spawn(
     on_exit: impl FnOnce(&Outcome) + Send + 'static,
 ) -> std::io::Result<Workload> {
     let mut cmd = Command::new("sh");
-    cmd.arg("-c")
+    // Like a fresh VM: the launching shell's environment (credentials included) stays
+    // out; only the basics a shell needs come in.
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| inherited(&k.to_string_lossy())))
+        .arg("-c")
         .arg(l.command)
         .current_dir(l.cwd)
         .envs(l.env)
@@ -123,6 +127,14 @@ pub(crate) fn spawn(
     })
 }
 
+/// Variables a workload inherits from the host.
+fn inherited(key: &str) -> bool {
+    const KEEP: [&str; 10] = [
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    ];
+    KEEP.contains(&key) || key.starts_with("LC_")
+}
+
 fn decode(s: ExitStatus) -> (Option<i32>, Option<i32>) {
     #[cfg(unix)]
     {
@@ -132,5 +144,16 @@ fn decode(s: ExitStatus) -> (Option<i32>, Option<i32>) {
     #[cfg(not(unix))]
     {
         (s.code(), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_reach_workloads() {
+        assert!(inherited("PATH") && inherited("LC_ALL"));
+        assert!(!inherited("AWS_SECRET_ACCESS_KEY") && !inherited("GOOGLE_APPLICATION_CREDENTIALS"));
     }
 }
