@@ -138,6 +138,7 @@ pub struct AgentCommand {
 }
 
 impl AgentCommand {
+    /// A program run as `<program> <args...> run <vm-dir>`.
     pub fn new(program: impl Into<PathBuf>) -> Self {
         AgentCommand {
             program: program.into(),
