@@ -330,9 +330,24 @@ async fn agents_die_with_their_state_dir() {
     .await;
 }
 
+/// User + system seconds of the shell's first `times` line (`0m0.38s 0m0.01s`).
+fn cpu_seconds(stdout: &str) -> f64 {
+    let line = stdout.lines().nth(1).unwrap_or_default();
+    line.split_whitespace()
+        .filter_map(|t| {
+            let (m, s) = t.trim_end_matches('s').split_once('m')?;
+            Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+        })
+        .sum()
+}
+
+/// The CPU tests measure wall time: they must not compete with each other.
+static CPU_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The same CPU-bound loop, measured inside instances of different types. No time is
 /// scaled: the bigger type gets more CPU, so it finishes sooner.
 async fn bigger_type_is_faster(cpu: Option<&str>) -> String {
+    let _alone = CPU_TESTS.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let p = provider(dir, fast(), cpu);
@@ -351,37 +366,38 @@ async fn bigger_type_is_faster(cpu: Option<&str>) -> String {
         .instances[0]
         .id
         .clone();
-    let spin =
-        ExecRequest::new("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo $i").timeout(Duration::from_secs(20));
+    // `times` reports the CPU the loop used, to tell a slow type from a busy host.
+    let spin = ExecRequest::new("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo $i; times")
+        .timeout(Duration::from_secs(20));
     let run = |id: String| {
         let l = l.clone();
         let spin = spin.clone();
         async move {
             let out = l.exec(&id, &spin).await.unwrap();
-            assert_eq!(out.stdout, "300000\n");
-            out.wall
+            assert!(out.stdout.starts_with("300000\n"), "{out:?}");
+            let cpu = cpu_seconds(&out.stdout);
+            (out.wall, cpu / out.wall.as_secs_f64())
         }
     };
-    let where_ = l
-        .exec(&small, &ExecRequest::new("cat /proc/self/cgroup"))
-        .await
-        .unwrap()
-        .stdout;
-    eprintln!("small runs in {where_}");
-    let l1 = run(large.clone()).await;
-    let s = run(small.clone()).await;
-    let l2 = run(large.clone()).await;
-    let large_wall = (l1 + l2) / 2;
-    let ratio = s.as_secs_f64() / large_wall.as_secs_f64();
+    // Interleaved rounds; the fastest run of each type is the least disturbed by
+    // whatever else the host is doing.
+    let mut large_runs = Vec::new();
+    let mut small_runs = Vec::new();
+    for _ in 0..2 {
+        large_runs.push(run(large.clone()).await);
+        small_runs.push(run(small.clone()).await);
+    }
+    let best = |runs: &[(Duration, f64)]| runs.iter().map(|r| r.0).min().unwrap();
+    let ratio = best(&small_runs).as_secs_f64() / best(&large_runs).as_secs_f64();
     let mechanism = std::fs::read_to_string(vm(dir, &small).join("cpu")).unwrap();
-    eprintln!(
-        "l1.small {s:?}, l1.large {l1:?} / {l2:?}: {ratio:.2}x with {}",
+    let report = format!(
+        "l1.small {small_runs:.2?}, l1.large {large_runs:.2?} (wall, share of a core): {ratio:.2}x with {}",
         mechanism.trim()
     );
-    assert!(
-        ratio >= 2.5,
-        "l1.small took {s:?}, l1.large {l1:?}/{l2:?}: only {ratio:.2}x ({mechanism})"
-    );
+    eprintln!("{report}");
+    assert!(ratio >= 2.5, "{report}");
+    // The quota is a ceiling whatever the host's load.
+    assert!(small_runs.iter().all(|r| r.1 < 0.35), "{report}");
     l.terminate(&[small, large]).await.unwrap();
     assert!(processes_under(dir).is_empty());
     mechanism
