@@ -2,15 +2,15 @@
 //! one place (the table a reader looks for in every backend's `error.rs`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use herd_core::{Error, ErrorKind};
 
 /// What went wrong inside the simulator, before it becomes a `herd_core::Error`.
 #[derive(Debug)]
 pub(crate) enum Fault {
-    /// A token bucket ran dry (EC2's `RequestLimitExceeded`).
-    Throttled { api: &'static str, retry_after: Duration },
+    /// A token bucket ran dry (EC2's `RequestLimitExceeded`). Like EC2, the simulator
+    /// does not say when to retry: clients must back off blind, as they would on EC2.
+    Throttled { api: &'static str },
     /// An injected transient failure; `committed` when the effect happened and only the
     /// response was lost.
     Transient { api: &'static str, committed: bool },
@@ -29,11 +29,10 @@ pub(crate) enum Fault {
 impl From<Fault> for Error {
     fn from(f: Fault) -> Error {
         match f {
-            Fault::Throttled { api, retry_after } => Error::new(
+            Fault::Throttled { api } => Error::new(
                 ErrorKind::RateLimited,
                 format!("RequestLimitExceeded: the simulator throttled {api} (token bucket empty)"),
             )
-            .with_retry_after(retry_after)
             .with_hint("slow down; the bucket refills every second, like EC2's"),
             Fault::Transient { api, committed } => Error::new(
                 ErrorKind::Unavailable,
@@ -124,14 +123,7 @@ mod tests {
     #[test]
     fn faults_map_to_kinds() {
         let cases: Vec<(Fault, ErrorKind, bool)> = vec![
-            (
-                Fault::Throttled {
-                    api: "RunInstances",
-                    retry_after: Duration::from_millis(500),
-                },
-                ErrorKind::RateLimited,
-                true,
-            ),
+            (Fault::Throttled { api: "RunInstances" }, ErrorKind::RateLimited, true),
             (
                 Fault::Transient {
                     api: "RunInstances",

@@ -143,10 +143,7 @@ impl LocalProvider {
             let now = self.now_ms();
             self.store
                 .write(|tx| buckets::take(tx, api, 1, now))?
-                .map_err(|retry_after| Fault::Throttled {
-                    api: api.name,
-                    retry_after,
-                })?;
+                .map_err(|_refill| Fault::Throttled { api: api.name })?;
         }
         let p = self.faults.transient_error_rate;
         let t = if p <= 0.0 {
@@ -340,10 +337,9 @@ impl LocalProvider {
             }
         }
         if self.faults.throttle {
-            if let Err(retry_after) = buckets::take(tx, &buckets::RUN_INSTANCES_RESOURCE, req.count, now)? {
+            if let Err(_refill) = buckets::take(tx, &buckets::RUN_INSTANCES_RESOURCE, req.count, now)? {
                 return Ok(Err(Fault::Throttled {
                     api: "RunInstances (instance tokens)",
-                    retry_after,
                 }
                 .into()));
             }
@@ -626,10 +622,9 @@ impl Provider for LocalProvider {
                 .collect();
             if self.faults.throttle && !live.is_empty() {
                 let n = live.len() as u32;
-                if let Err(retry_after) = buckets::take(tx, &buckets::TERMINATE_INSTANCES_RESOURCE, n, now)? {
+                if let Err(_refill) = buckets::take(tx, &buckets::TERMINATE_INSTANCES_RESOURCE, n, now)? {
                     return Ok(Err(Fault::Throttled {
                         api: "TerminateInstances (instance tokens)",
-                        retry_after,
                     }
                     .into()));
                 }
