@@ -35,10 +35,11 @@ say "building"
 cargo build --workspace --all-targets --locked
 
 if cargo nextest --version >/dev/null 2>&1; then
-  say "running tests (nextest)"
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  # Doc tests first (nextest does not run them), so the run closes on nextest's summary.
   say "running doc tests"
   cargo test --workspace --locked --doc -q
+  say "running tests (nextest)"
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
 else
   say "running tests (cargo test)"
   cargo test --workspace --locked --no-fail-fast "$@"

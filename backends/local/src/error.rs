@@ -180,12 +180,11 @@ mod tests {
     }
 
     #[test]
-    fn throttling_says_when_to_come_back() {
-        let e = Error::from(Fault::Throttled {
-            api: "DescribeInstances",
-            retry_after: Duration::from_millis(50),
-        });
-        assert_eq!(e.retry_after(), Some(Duration::from_millis(50)));
+    fn throttling_does_not_say_when_to_come_back() {
+        // EC2's RequestLimitExceeded carries no retry hint; neither does the simulator.
+        let e = Error::from(Fault::Throttled { api: "DescribeInstances" });
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        assert_eq!(e.retry_after(), None);
     }
 
     #[test]
