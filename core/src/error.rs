@@ -222,7 +222,8 @@ impl fmt::Display for Error {
         if !self.suggestions.is_empty() {
             write!(f, " (did you mean {}?)", quote_list(&self.suggestions))?;
         }
-        if !self.context.is_empty() {
+        // Context is for logs and `{:#}`; a person reading `error:` wants the sentence.
+        if f.alternate() && !self.context.is_empty() {
             f.write_str(" [")?;
             for (i, (k, v)) in self.context.iter().enumerate() {
                 if i > 0 {
@@ -281,6 +282,10 @@ mod tests {
             .with_context("region", "local-east-1");
         assert_eq!(
             e.to_string(),
+            "launch failed: unknown instance type `l1.larg` (did you mean `l1.large` or `l1.xlarge`?)"
+        );
+        assert_eq!(
+            format!("{e:#}"),
             "launch failed: unknown instance type `l1.larg` (did you mean `l1.large` or `l1.xlarge`?) [cloud=local, region=local-east-1]"
         );
     }

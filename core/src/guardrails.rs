@@ -123,11 +123,14 @@ impl Guardrails {
     }
 }
 
-/// `90s` -> `1m30s`, `7200s` -> `2h`.
+/// `90s` -> `1m30s`, `7200s` -> `2h`, `9000s` -> `2h30m`, `400 days` -> `400d`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let (days, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
     let mut out = String::new();
+    if days > 0 {
+        out += &format!("{days}d");
+    }
     if h > 0 {
         out += &format!("{h}h");
     }
@@ -191,6 +194,8 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("5m3").is_err());
         assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(human(Duration::from_secs(400 * 86_400)), "400d");
+        assert_eq!(human(Duration::from_secs(86_400 + 60)), "1d1m");
     }
 
     #[test]
