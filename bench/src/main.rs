@@ -314,7 +314,8 @@ fn main() -> Result<()> {
         return populate(Path::new(dir), n);
     }
     let a = args()?;
-    let benches: [(&str, fn(&Args) -> Result<()>); 4] = [
+    type Bench = fn(&Args) -> Result<()>;
+    let benches: [(&str, Bench); 4] = [
         ("startup", bench_startup),
         ("plan", bench_plan),
         ("pacing", bench_pacing),

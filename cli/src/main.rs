@@ -2,10 +2,6 @@
 //! This binary is thin: clap parses ([`args`]), one step merges settings ([`settings`]),
 //! each subcommand lives in its own file under [`commands`], and [`printer`] owns output.
 
-// herd_core::Error is deliberately rich (context, hint, suggestions, source); boxing it
-// is core's call, not each caller's.
-#![allow(clippy::result_large_err)]
-
 mod args;
 mod catalogs;
 mod commands;

@@ -102,8 +102,11 @@ impl fmt::Display for Operation {
     }
 }
 
-/// herd's error: a kind, whether it is temporary, where it happened, what to do.
-pub struct Error {
+/// herd's error: a kind, whether it is temporary, where it happened, what to do. Boxed,
+/// so a `Result<T, Error>` stays one pointer wide on the happy path.
+pub struct Error(Box<Inner>);
+
+struct Inner {
     kind: ErrorKind,
     temporary: bool,
     operation: Option<Operation>,
@@ -117,7 +120,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             temporary: kind.is_temporary_by_default(),
             operation: None,
@@ -127,33 +130,34 @@ impl Error {
             suggestions: Vec::new(),
             retry_after: None,
             source: None,
-        }
+        }))
     }
 
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
     pub fn is_temporary(&self) -> bool {
-        self.temporary
+        self.0.temporary
     }
     pub fn operation(&self) -> Option<Operation> {
-        self.operation
+        self.0.operation
     }
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
     pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+        self.0.hint.as_deref()
     }
     pub fn suggestions(&self) -> &[String] {
-        &self.suggestions
+        &self.0.suggestions
     }
     pub fn context(&self) -> &[(&'static str, String)] {
-        &self.context
+        &self.0.context
     }
     /// A context value by key (`cloud`, `region`, `instance_type`, `launch_id`, `request_id`).
     pub fn context_value(&self, key: &str) -> Option<&str> {
-        self.context
+        self.0
+            .context
             .iter()
             .rev()
             .find(|(k, _)| *k == key)
@@ -161,38 +165,38 @@ impl Error {
     }
     /// How long the service asked us to wait, when it said so.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     pub fn temporary(mut self, temporary: bool) -> Self {
-        self.temporary = temporary;
+        self.0.temporary = temporary;
         self
     }
     pub fn with_operation(mut self, op: Operation) -> Self {
-        self.operation.get_or_insert(op);
+        self.0.operation.get_or_insert(op);
         self
     }
     /// Adds a context pair unless that key is already present (inner context wins).
     pub fn with_context(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        if !self.context.iter().any(|(k, _)| *k == key) {
-            self.context.push((key, value.into()));
+        if !self.0.context.iter().any(|(k, _)| *k == key) {
+            self.0.context.push((key, value.into()));
         }
         self
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
     pub fn with_suggestions(mut self, suggestions: Vec<String>) -> Self {
-        self.suggestions = suggestions;
+        self.0.suggestions = suggestions;
         self
     }
     pub fn with_retry_after(mut self, d: Duration) -> Self {
-        self.retry_after = Some(d);
+        self.0.retry_after = Some(d);
         self
     }
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
@@ -215,17 +219,17 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(op) = self.operation {
+        if let Some(op) = self.0.operation {
             write!(f, "{op} failed: ")?;
         }
-        f.write_str(&self.message)?;
-        if !self.suggestions.is_empty() {
-            write!(f, " (did you mean {}?)", quote_list(&self.suggestions))?;
+        f.write_str(&self.0.message)?;
+        if !self.0.suggestions.is_empty() {
+            write!(f, " (did you mean {}?)", quote_list(&self.0.suggestions))?;
         }
         // Context is for logs and `{:#}`; a person reading `error:` wants the sentence.
-        if f.alternate() && !self.context.is_empty() {
+        if f.alternate() && !self.0.context.is_empty() {
             f.write_str(" [")?;
-            for (i, (k, v)) in self.context.iter().enumerate() {
+            for (i, (k, v)) in self.0.context.iter().enumerate() {
                 if i > 0 {
                     f.write_str(", ")?;
                 }
@@ -240,21 +244,22 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("temporary", &self.temporary)
-            .field("operation", &self.operation)
-            .field("context", &self.context)
-            .field("message", &self.message)
-            .field("hint", &self.hint)
-            .field("suggestions", &self.suggestions)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("kind", &self.0.kind)
+            .field("temporary", &self.0.temporary)
+            .field("operation", &self.0.operation)
+            .field("context", &self.0.context)
+            .field("message", &self.0.message)
+            .field("hint", &self.0.hint)
+            .field("suggestions", &self.0.suggestions)
+            .field("source", &self.0.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }

@@ -5,9 +5,6 @@
 //! Embedded SQLite by default. All SQL lives in the `sqlite` module behind the `Store`
 //! trait; README.md describes the seam a PostgreSQL backend would plug into.
 
-// herd_core::Error is the contract's error type; its size is not ours to change.
-#![allow(clippy::result_large_err)]
-
 mod cost;
 mod ledger;
 mod model;

@@ -588,7 +588,10 @@ pub async fn quotes_match_catalog_and_billing(f: &dyn Fixture) -> R {
             .times(2.into())
             .per_hour_for_seconds(rule.billable_seconds(Duration::from_secs(5)));
         let diff = (short.amount - expected.amount).abs();
-        ensure!(diff < rust_decimal::Decimal::new(1, 9), "2 x 5 s billed {short}, rule says {expected}");
+        ensure!(
+            diff < rust_decimal::Decimal::new(1, 9),
+            "2 x 5 s billed {short}, rule says {expected}"
+        );
         let hour = q.for_duration(1, Duration::from_secs(3600));
         ensure!(hour == q.hourly, "one hour billed {hour}, hourly is {}", q.hourly);
     }

@@ -68,11 +68,14 @@ pub fn test_guardrails() -> Guardrails {
     }
 }
 
+/// Takes capabilities away from a backend for one case.
+pub type Restriction<'a> = Box<dyn Fn(&mut herd_core::Capabilities) + Send + Sync + 'a>;
+
 pub struct Setup<'a> {
     pub opts: Options,
     pub guard: Guardrails,
     pub journal: Option<Arc<dyn Journal>>,
-    pub restrict: Option<Box<dyn Fn(&mut herd_core::Capabilities) + Send + Sync + 'a>>,
+    pub restrict: Option<Restriction<'a>>,
 }
 
 impl std::fmt::Debug for Setup<'_> {

@@ -182,7 +182,9 @@ mod tests {
     #[test]
     fn throttling_does_not_say_when_to_come_back() {
         // EC2's RequestLimitExceeded carries no retry hint; neither does the simulator.
-        let e = Error::from(Fault::Throttled { api: "DescribeInstances" });
+        let e = Error::from(Fault::Throttled {
+            api: "DescribeInstances",
+        });
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert_eq!(e.retry_after(), None);
     }

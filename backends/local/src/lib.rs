@@ -3,9 +3,6 @@
 //! keeps its state in SQLite so it outlives the CLI, and it misbehaves on purpose
 //! (boot delay, capacity, throttling, spot interruptions, transient faults), seeded.
 
-// `herd_core::Error` is the contract's one error type; its size is core's choice.
-#![allow(clippy::result_large_err)]
-
 pub mod agent;
 mod buckets;
 mod config;
