@@ -344,29 +344,10 @@ impl Catalog {
             if !q.regions.is_empty() && !q.regions.iter().any(|g| glob_match(g, &o.region)) {
                 continue;
             }
-            let Some(hourly) = o.hourly else {
-                if q.include_unpriced {
-                    // fall through with no price
-                } else {
-                    continue;
-                }
-                let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else {
-                    continue;
-                };
-                let t = &self.types[ti];
-                if q.type_matches(t) {
-                    rows.push(OfferRow {
-                        offer: o,
-                        itype: t,
-                        hourly: None,
-                    });
-                }
-                continue;
-            };
-            if let Some(max) = q.max_price {
-                if hourly > max {
-                    continue;
-                }
+            match (o.hourly, q.max_price) {
+                (None, _) if !q.include_unpriced => continue,
+                (Some(h), Some(max)) if h > max => continue,
+                _ => {}
             }
             let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else {
                 continue;
@@ -376,7 +357,7 @@ impl Catalog {
                 rows.push(OfferRow {
                     offer: o,
                     itype: t,
-                    hourly: Some(hourly),
+                    hourly: o.hourly,
                 });
             }
         }
