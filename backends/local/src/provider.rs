@@ -654,8 +654,9 @@ impl Provider for LocalProvider {
 
     async fn list(&self, req: &ListRequest) -> Result<Vec<Instance>> {
         let api = &buckets::DESCRIBE_INSTANCES;
-        // EC2's MaxResults for DescribeInstances is 5..=1000.
-        let page_size = req.page_size.unwrap_or(1000).clamp(5, 1000);
+        // Any page size from 1 to 1000 (EC2's maximum), so callers can force many pages.
+        // EC2's own minimum of 5 is the AWS backend's to apply, not the simulator's.
+        let page_size = req.page_size.unwrap_or(1000).clamp(1, 1000);
         let mut out = Vec::new();
         let mut after = 0i64;
         loop {

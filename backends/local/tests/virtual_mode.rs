@@ -406,10 +406,22 @@ async fn list_paginates_filters_and_counts_pages() {
         .unwrap();
     assert_eq!(eu.len(), 700);
     assert_eq!(p.api_calls() - before, 7);
+
+    // Page size 1 really pages: one call per instance, none repeated or lost.
+    l.launch(LaunchSpec::new("l1.small", 3).cluster("tiny").region("local-west-1"))
+        .await
+        .unwrap();
+    let before = p.api_calls();
+    let tiny = p
+        .list(&ListRequest::new().tag("herd-cluster", "tiny").page_size(1))
+        .await
+        .unwrap();
+    assert_eq!(tiny.iter().map(|i| &i.id).collect::<HashSet<_>>().len(), 3);
+    assert_eq!(p.api_calls() - before, 3, "three pages of one");
     let big = p.list(&ListRequest::new().tag("herd-cluster", "big")).await.unwrap();
     assert_eq!(big.len(), 1500);
     let pending = p.list(&ListRequest::new().state(InstanceState::Pending)).await.unwrap();
-    assert_eq!(pending.len(), 2200);
+    assert_eq!(pending.len(), 2203);
     let none = p
         .list(&ListRequest::new().state(InstanceState::Terminated))
         .await
