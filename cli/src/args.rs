@@ -36,7 +36,8 @@ pub struct GlobalArgs {
     /// When to colour output; NO_COLOR in the environment means `never` for `auto`.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// Say more (state changes in `ls --history`, config files read).
+    /// Say more: config files read, state changes in `ls --history`, where an error
+    /// happened, and the API calls a command made.
     #[arg(short, long, global = true)]
     pub verbose: bool,
 }

@@ -59,6 +59,11 @@ impl Context {
         Ok(self.launcher.get_or_init(|| l))
     }
 
+    /// The launcher, if this command built one (for `--verbose` call statistics).
+    pub fn launcher_if_built(&self) -> Option<&Launcher> {
+        self.launcher.get()
+    }
+
     /// Runs a future on a current-thread runtime, built only for commands that need one.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
         let rt = tokio::runtime::Builder::new_current_thread()

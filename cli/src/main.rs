@@ -27,7 +27,7 @@ fn main() -> ExitCode {
 
     // Usage errors exit 2 (clap), `--help` and `--version` exit 0.
     let cli = args::Cli::parse();
-    let printer = printer::Printer::new(cli.global.color);
+    let printer = printer::Printer::new(cli.global.color).verbose(cli.global.verbose);
     match commands::run(cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

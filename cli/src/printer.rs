@@ -37,6 +37,7 @@ pub struct Printer {
     out_color: bool,
     err_color: bool,
     err_tty: bool,
+    verbose: bool,
 }
 
 impl Printer {
@@ -52,7 +53,14 @@ impl Printer {
             out_color: decide(std::io::stdout().is_terminal()),
             err_color: decide(err_tty),
             err_tty,
+            verbose: false,
         }
+    }
+
+    /// `--verbose`: errors also show where they happened (cloud, region, launch id).
+    pub fn verbose(mut self, yes: bool) -> Self {
+        self.verbose = yes;
+        self
     }
 
     /// Whether progress animations make sense (stderr is a terminal).
@@ -111,7 +119,7 @@ impl Printer {
     pub fn error(&self, err: &anyhow::Error) {
         let _ = std::io::stderr()
             .lock()
-            .write_all(render_error(err, self.err_color).as_bytes());
+            .write_all(render_error(err, self.err_color, self.verbose).as_bytes());
     }
 
     /// Asks a yes/no question on the terminal. Without a terminal there is nobody to ask:
@@ -143,11 +151,21 @@ fn paint(enabled: bool, style: Style, text: &str) -> String {
     }
 }
 
-pub fn render_error(err: &anyhow::Error, color: bool) -> String {
+pub fn render_error(err: &anyhow::Error, color: bool, verbose: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{} {err}", paint(color, Style::Red, "error:"));
     for cause in err.chain().skip(1) {
         let _ = writeln!(s, "  {} {cause}", paint(color, Style::Dim, "Caused by:"));
+    }
+    if verbose {
+        let context: Vec<String> = err
+            .chain()
+            .filter_map(|e| e.downcast_ref::<herd_core::Error>())
+            .flat_map(|e| e.context().iter().map(|(k, v)| format!("{k}={v}")))
+            .collect();
+        if !context.is_empty() {
+            let _ = writeln!(s, "  {} {}", paint(color, Style::Dim, "Context:"), context.join(", "));
+        }
     }
     let hint = err
         .chain()
@@ -310,8 +328,21 @@ mod tests {
             .with_source(inner);
         let any = anyhow::Error::new(e);
         assert_eq!(
-            render_error(&any, false),
+            render_error(&any, false, false),
             "error: cannot open ledger\n  Caused by: disk on fire\nhint: move it aside\n"
+        );
+    }
+
+    #[test]
+    fn verbose_errors_show_where_they_happened() {
+        let e = herd_core::Error::invalid_spec("bad type")
+            .with_context("cloud", "local")
+            .with_context("region", "local-east-1");
+        let any = anyhow::Error::new(e);
+        assert_eq!(render_error(&any, false, false), "error: bad type\n");
+        assert_eq!(
+            render_error(&any, false, true),
+            "error: bad type\n  Context: cloud=local, region=local-east-1\n"
         );
     }
 
@@ -319,7 +350,7 @@ mod tests {
     fn hint_found_under_anyhow_context() {
         let e = herd_core::Error::invalid_spec("bad").with_hint("do this");
         let any = anyhow::Error::new(e).context("launching");
-        let s = render_error(&any, false);
+        let s = render_error(&any, false, false);
         assert!(s.starts_with("error: launching\n  Caused by: bad\n"), "{s}");
         assert!(s.ends_with("hint: do this\n"), "{s}");
     }

@@ -29,7 +29,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
             ctx.printer.note(format!("config: {}", f.display()));
         }
     }
-    match &command {
+    let result = match &command {
         Command::Launch(a) => launch::run(&ctx, a),
         Command::Ls(a) => ls::run(&ctx, a),
         Command::Down(a) => down::run(&ctx, a),
@@ -38,7 +38,27 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Plan(a) => plan::run(&ctx, a),
         Command::Reap(a) => reap::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
+    };
+    if ctx.verbose {
+        report_api_calls(&ctx);
     }
+    result
+}
+
+/// `--verbose`: what the command asked of the cloud, and how the retry loop fared.
+fn report_api_calls(ctx: &Context) {
+    let Some(l) = ctx.launcher_if_built() else { return };
+    let (calls, throttled, transient, retries) = l.stats().snapshot();
+    let (lcalls, lthrottled, ltransient, lretries) = l.launch_stats().snapshot();
+    ctx.printer.note(format!(
+        "api: {} call(s) to {} ({} launch), {} throttled, {} transient failure(s), {} retried",
+        calls + lcalls,
+        l.info().cloud,
+        lcalls,
+        throttled + lthrottled,
+        transient + ltransient,
+        retries + lretries
+    ));
 }
 
 /// The flags that are settings (the top layer of the merge).
