@@ -291,25 +291,23 @@ impl Supervisor {
             stderr: err,
             timeout: None,
         };
-        let rp = result_path.clone();
+        self.spawn_or_fail(launch, &result_path, &format!("{kind:?}"));
+    }
+
+    /// Starts a workload under the instance's CPU limits. If it cannot start, its result
+    /// says so (exit 127), so whoever waits on `result_path` is never left hanging.
+    fn spawn_or_fail(&mut self, launch: Launch<'_>, result_path: &Path, label: &str) {
+        let rp = result_path.to_path_buf();
         match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
             Ok(w) => {
                 self.cpu.adopt(w.pgid);
-                log(&format!("{kind:?} started (pgid {})", w.pgid));
+                log(&format!("{label} started (pgid {})", w.pgid));
                 self.workloads.push(w);
                 self.throttle_now();
             }
             Err(e) => {
-                log(&format!("cannot start {kind:?}: {e}"));
-                write_result(
-                    &result_path,
-                    &Outcome {
-                        exit_code: Some(127),
-                        signal: None,
-                        wall: Duration::ZERO,
-                        timed_out: false,
-                    },
-                );
+                log(&format!("{label}: cannot start: {e}"));
+                write_result(result_path, &Outcome::not_started());
             }
         }
     }
@@ -339,15 +337,7 @@ impl Supervisor {
                 Ok(r) => r,
                 Err(e) => {
                     log(&format!("exec {name}: unreadable request: {e}"));
-                    write_result(
-                        &result_path,
-                        &Outcome {
-                            exit_code: Some(127),
-                            signal: None,
-                            wall: Duration::ZERO,
-                            timed_out: false,
-                        },
-                    );
+                    write_result(&result_path, &Outcome::not_started());
                     continue;
                 }
             };
@@ -357,6 +347,7 @@ impl Supervisor {
                 Ok(f) => f,
                 Err(e) => {
                     log(&format!("exec {name}: {e}"));
+                    write_result(&result_path, &Outcome::not_started());
                     continue;
                 }
             };
@@ -371,26 +362,7 @@ impl Supervisor {
                 stderr: err,
                 timeout: req.timeout_ms.map(Duration::from_millis),
             };
-            let rp = result_path.clone();
-            match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
-                Ok(w) => {
-                    self.cpu.adopt(w.pgid);
-                    self.workloads.push(w);
-                    self.throttle_now();
-                }
-                Err(e) => {
-                    log(&format!("exec {name}: cannot start: {e}"));
-                    write_result(
-                        &result_path,
-                        &Outcome {
-                            exit_code: Some(127),
-                            signal: None,
-                            wall: Duration::ZERO,
-                            timed_out: false,
-                        },
-                    );
-                }
-            }
+            self.spawn_or_fail(launch, &result_path, &format!("exec {name}"));
         }
     }
 

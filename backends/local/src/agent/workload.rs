@@ -21,6 +21,18 @@ pub(crate) struct Outcome {
     pub timed_out: bool,
 }
 
+impl Outcome {
+    /// What a command that never started reports: the shell's "command not found".
+    pub fn not_started() -> Outcome {
+        Outcome {
+            exit_code: Some(127),
+            signal: None,
+            wall: Duration::ZERO,
+            timed_out: false,
+        }
+    }
+}
+
 /// What a workload is, for the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
