@@ -147,35 +147,10 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn bench_startup(a: &Args) -> Result<()> {
-    let env = Env::new()?;
-    let floor = floor_spawn(a.runs)?;
-    let target = Duration::from_millis(10);
-    for args in [&["--version"][..], &["ls"][..]] {
-        let m = time_cmd(&env, &a.herd, args, a.runs)?;
-        println!(
-            "startup  herd {:<10} median {:>9} over {} runs | target {} ({:.2}x of target) | floor `true` {} ({:.1}x of floor)  {}",
-            args.join(" "),
-            ms(m),
-            a.runs,
-            ms(target),
-            m.as_secs_f64() / target.as_secs_f64(),
-            ms(floor),
-            m.as_secs_f64() / floor.as_secs_f64(),
-            verdict(m <= target)
-        );
-    }
-    Ok(())
-}
-
-fn bench_plan(a: &Args) -> Result<()> {
-    let env = Env::new()?;
-    let floor = floor_spawn(a.runs)?;
-    let target = Duration::from_millis(50);
-    let m = time_cmd(&env, &a.herd, &["plan", "--vcpus", "1"], a.runs)?;
-    let offers = herd_local::local_catalog().offers().len();
+/// One line per timed command: median, its ratio to the target and to spawning `true`.
+fn report_timing(label: &str, m: Duration, runs: usize, target: Duration, floor: Duration) {
     println!(
-        "plan     herd plan --vcpus 1 median {:>9} ({offers} offers in the catalog) | target {} ({:.2}x of target) | floor {} ({:.1}x)  {}",
+        "{label:<30} median {:>9} over {runs} runs | target {} ({:.2}x of target) | floor `true` {} ({:.1}x of floor)  {}",
         ms(m),
         ms(target),
         m.as_secs_f64() / target.as_secs_f64(),
@@ -183,6 +158,27 @@ fn bench_plan(a: &Args) -> Result<()> {
         m.as_secs_f64() / floor.as_secs_f64(),
         verdict(m <= target)
     );
+}
+
+fn bench_startup(a: &Args) -> Result<()> {
+    let env = Env::new()?;
+    let floor = floor_spawn(a.runs)?;
+    for args in [&["--version"][..], &["ls"][..]] {
+        let m = time_cmd(&env, &a.herd, args, a.runs)?;
+        let label = format!("startup  herd {}", args.join(" "));
+        report_timing(&label, m, a.runs, Duration::from_millis(10), floor);
+    }
+    Ok(())
+}
+
+/// `herd plan` over the whole bundled catalog, process start included.
+fn bench_plan(a: &Args) -> Result<()> {
+    let env = Env::new()?;
+    let floor = floor_spawn(a.runs)?;
+    let m = time_cmd(&env, &a.herd, &["plan", "--vcpus", "1"], a.runs)?;
+    let offers = herd_local::local_catalog().offers().len();
+    let label = format!("plan     herd plan ({offers} offers)");
+    report_timing(&label, m, a.runs, Duration::from_millis(50), floor);
     Ok(())
 }
 
