@@ -392,7 +392,8 @@ impl Launcher {
         };
         self.inner.journal.launch_started(&intent).map_err(wrap)?;
 
-        let stats_before = self.inner.launch_stats.snapshot();
+        // This launch's own counters: the launcher's totals are shared by concurrent launches.
+        let mine = RetryStats::default();
         let caps = self.capabilities();
         let batch = caps.max_launch_batch.max(1);
         let batches = req.count.div_ceil(batch) as usize;
@@ -403,31 +404,41 @@ impl Launcher {
             if batches > 1 {
                 sub.launch_id = req.launch_id.batch(b);
             }
-            match self.launch_batch(&sub, caps).await {
+            match self.launch_batch(&sub, caps, &mine).await {
                 Ok(mut got) => {
-                    self.inner.journal.instances_seen(&got).map_err(wrap)?;
+                    if let Err(e) = self.inner.journal.instances_seen(&got) {
+                        self.inner.launch_stats.absorb(&mine);
+                        return Err(wrap(e));
+                    }
                     launched.append(&mut got);
                 }
                 Err(e) => {
+                    self.inner.launch_stats.absorb(&mine);
                     let e = self.roll_back(&req.launch_id, &launched, e).await;
                     return Err(wrap(e));
                 }
             }
         }
-        let (c1, t1, _, _) = self.inner.launch_stats.snapshot();
+        self.inner.launch_stats.absorb(&mine);
+        let (calls, throttled, _, _) = mine.snapshot();
         Ok(LaunchReport {
             launch_id: req.launch_id,
             cluster: plan.cluster,
             instances: launched,
             worst_case: plan.worst_case,
-            calls: c1 - stats_before.0,
-            throttled: t1 - stats_before.1,
+            calls,
+            throttled,
         })
     }
 
-    async fn launch_batch(&self, sub: &LaunchRequest, caps: &Capabilities) -> Result<Vec<Instance>> {
+    async fn launch_batch(
+        &self,
+        sub: &LaunchRequest,
+        caps: &Capabilities,
+        stats: &RetryStats,
+    ) -> Result<Vec<Instance>> {
         let provider = &self.inner.provider;
-        let first = self.retried(&self.inner.launch_stats, || provider.launch(sub)).await;
+        let first = self.retried(stats, || provider.launch(sub)).await;
         let got = match first {
             Err(e)
                 if sub.market == Market::SpotOrOnDemand
@@ -444,7 +455,7 @@ impl Launcher {
                 ))?;
                 od.tags
                     .insert(tags::PRICE.into(), sub.on_demand_price.to_micros().to_string());
-                self.retried(&self.inner.launch_stats, || provider.launch(&od)).await?
+                self.retried(stats, || provider.launch(&od)).await?
             }
             other => other?,
         };
@@ -622,5 +633,113 @@ impl Launcher {
             return Ok(Vec::new());
         }
         self.terminate(&ids).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::BillingRule;
+    use crate::catalog::{Arch, InstanceType, Offer, PriceSource, Region};
+    use crate::clock::VirtualClock;
+    use crate::types::Cloud;
+    use async_trait::async_trait;
+
+    /// A cloud that yields inside every launch, so concurrent launches interleave.
+    #[derive(Debug)]
+    struct Yielding {
+        caps: Capabilities,
+        catalog: Catalog,
+        clock: VirtualClock,
+    }
+
+    impl Yielding {
+        fn new(clock: VirtualClock) -> Self {
+            let mut caps = Capabilities::none(BillingRule::LOCAL);
+            caps.max_launch_batch = 10;
+            caps.max_terminate_batch = 10;
+            caps.deadline = DeadlineEnforcement::Cloud;
+            let src = PriceSource {
+                name: "test".into(),
+                as_of: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                licence: "-".into(),
+            };
+            let catalog = Catalog::new(
+                vec![InstanceType::new(Cloud::Local, "t.small", "t", 1, 1024, Arch::X86_64)],
+                vec![Offer::new(
+                    Cloud::Local,
+                    "t.small",
+                    "r1",
+                    PurchaseOption::OnDemand,
+                    Some(Money::usd(1.into())),
+                    0,
+                )],
+                vec![src],
+                vec![Region {
+                    cloud: Cloud::Local,
+                    name: "r1".into(),
+                    zones: vec!["r1a".into()],
+                }],
+            );
+            Yielding { caps, catalog, clock }
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Yielding {
+        fn info(&self) -> ProviderInfo {
+            ProviderInfo::new(Cloud::Local, "test", "r1")
+        }
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+        fn catalog(&self) -> &Catalog {
+            &self.catalog
+        }
+        async fn launch(&self, req: &LaunchRequest) -> Result<Vec<Instance>> {
+            tokio::task::yield_now().await;
+            let now = crate::clock::Clock::now(&self.clock);
+            Ok((0..req.count)
+                .map(|i| {
+                    let id = format!("{}-{i}", req.launch_id);
+                    let region = req.region.clone();
+                    Instance::new(
+                        id,
+                        Cloud::Local,
+                        region,
+                        "r1a",
+                        &req.instance_type,
+                        req.launch_id.clone(),
+                        now,
+                        req.deadline,
+                        req.on_demand_price,
+                    )
+                })
+                .collect())
+        }
+        async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
+            Ok(ids
+                .iter()
+                .map(|id| TerminateResult::new(id, TerminateOutcome::Terminated))
+                .collect())
+        }
+        async fn list(&self, _req: &ListRequest) -> Result<Vec<Instance>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_launches_each_report_their_own_calls() {
+        let clock = VirtualClock::at_epoch();
+        let launcher = Launcher::builder(Arc::new(Yielding::new(clock.clone())))
+            .clock(Arc::new(clock))
+            .build();
+        let spec = || LaunchSpec::new("t.small", 25).deadline(Duration::from_secs(60));
+        let (a, b) = tokio::join!(launcher.launch(spec()), launcher.launch(spec()));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // 25 instances in batches of 10: three calls each, whatever the other launch did.
+        assert_eq!((a.calls, b.calls), (3, 3));
+        assert_eq!((a.instances.len(), b.instances.len()), (25, 25));
+        assert_eq!(launcher.launch_stats().snapshot().0, 6, "the totals still count both");
     }
 }

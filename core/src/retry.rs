@@ -113,6 +113,18 @@ pub struct RetryStats {
 }
 
 impl RetryStats {
+    /// Adds another set of counters to these (one operation's counts into the totals).
+    pub fn absorb(&self, other: &RetryStats) {
+        for (mine, theirs) in [
+            (&self.calls, &other.calls),
+            (&self.throttled, &other.throttled),
+            (&self.transient, &other.transient),
+            (&self.retries, &other.retries),
+        ] {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     pub fn snapshot(&self) -> (u64, u64, u64, u64) {
         (
             self.calls.load(Ordering::Relaxed),
