@@ -405,12 +405,15 @@ impl Launcher {
                 sub.launch_id = req.launch_id.batch(b);
             }
             match self.launch_batch(&sub, caps, &mine).await {
-                Ok(mut got) => {
-                    if let Err(e) = self.inner.journal.instances_seen(&got) {
+                Ok(got) => {
+                    let recorded = self.inner.journal.instances_seen(&got);
+                    launched.extend(got);
+                    // Instances the ledger could not record are not left running.
+                    if let Err(e) = recorded {
                         self.inner.launch_stats.absorb(&mine);
+                        let e = self.roll_back(&req.launch_id, &launched, e).await;
                         return Err(wrap(e));
                     }
-                    launched.append(&mut got);
                 }
                 Err(e) => {
                     self.inner.launch_stats.absorb(&mine);
@@ -726,6 +729,53 @@ mod tests {
         async fn list(&self, _req: &ListRequest) -> Result<Vec<Instance>> {
             Ok(Vec::new())
         }
+    }
+
+    /// A ledger that fails to record instances (disk full, locked).
+    #[derive(Debug, Default)]
+    struct BrokenJournal {
+        ended: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Journal for BrokenJournal {
+        fn committed_since(&self, _: &str, _: DateTime<Utc>) -> Result<Money> {
+            Ok(Money::ZERO)
+        }
+        fn launch_started(&self, _: &LaunchIntent) -> Result<()> {
+            Ok(())
+        }
+        fn launch_failed(&self, _: &LaunchId, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn instances_seen(&self, _: &[Instance]) -> Result<()> {
+            Err(Error::new(ErrorKind::Unavailable, "ledger is locked"))
+        }
+        fn instances_ended(&self, ids: &[String], _: DateTime<Utc>, _: &str) -> Result<()> {
+            self.ended.lock().unwrap().extend(ids.iter().cloned());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn instances_the_ledger_cannot_record_are_terminated() {
+        let clock = VirtualClock::at_epoch();
+        let journal = Arc::new(BrokenJournal::default());
+        let launcher = Launcher::builder(Arc::new(Yielding::new(clock.clone())))
+            .clock(Arc::new(clock))
+            .journal(journal.clone())
+            .retry(RetryPolicy::none())
+            .build();
+        let e = launcher
+            .launch(LaunchSpec::new("t.small", 3).deadline(Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.hint().unwrap().contains("terminated again"), "{:?}", e.hint());
+        assert_eq!(
+            journal.ended.lock().unwrap().len(),
+            3,
+            "every started instance was terminated"
+        );
     }
 
     #[tokio::test]
