@@ -530,9 +530,14 @@ impl Launcher {
         Ok(r)
     }
 
+    /// A list request for this owner's instances, to narrow further (cluster, launch, ...).
+    pub fn mine(&self) -> ListRequest {
+        ListRequest::new().tag(tags::OWNER, tags::sanitize_value(&self.inner.guard.owner))
+    }
+
     /// Instances of this owner (live ones unless `all_states`).
     pub async fn list_mine(&self, all_states: bool) -> Result<Vec<Instance>> {
-        let mut req = ListRequest::new().tag(tags::OWNER, tags::sanitize_value(&self.inner.guard.owner));
+        let mut req = self.mine();
         if !all_states {
             req = req.live();
         }

@@ -123,7 +123,7 @@ async fn select(ctx: &Context, a: &DownArgs) -> anyhow::Result<Selection> {
     }
 
     if a.all || a.cluster.is_some() || a.launch_id.is_some() {
-        let mut req = ListRequest::new().tag(tags::OWNER, ctx.owner()).live();
+        let mut req = launcher.mine().live();
         if let Some(c) = &a.cluster {
             req = req.tag(tags::CLUSTER, tags::sanitize_value(c));
         }

@@ -2,7 +2,7 @@
 //! ledger); `--history` reads the ledger instead, ended instances included.
 
 use chrono::Utc;
-use herd_core::{tags, BillingRule, Instance, InstanceState, ListRequest, Money};
+use herd_core::{tags, BillingRule, Instance, InstanceState, Money};
 use herd_ledger::{InstanceFilter, StateChange};
 use serde::Serialize;
 
@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
         return history(ctx, a, state, filtered);
     }
     let launcher = ctx.launcher()?;
-    let mut req = ListRequest::new().tag(tags::OWNER, ctx.owner());
+    let mut req = launcher.mine();
     if let Some(c) = &a.cluster {
         req = req.tag(tags::CLUSTER, tags::sanitize_value(c));
     }
