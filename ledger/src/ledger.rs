@@ -12,6 +12,7 @@ use crate::cost;
 use crate::model::{CostGroup, CostRow, InstanceFilter, LaunchFilter, LaunchRecord, StateChange};
 use crate::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::sweeps::{SweepCellRecord, SweepData, SweepInstanceRecord, SweepRecord, SweepResultRecord};
 
 /// How a ledger is opened.
 #[derive(Debug, Clone)]
@@ -120,6 +121,31 @@ impl Ledger {
         let owner_key = owner.map(sanitize_value);
         let runs = self.store.runs_between(from, to, owner_key.as_deref())?;
         Ok(cost::report(&runs, by, from, to))
+    }
+}
+
+/// Sweep records (see [`crate::sweeps`]): what `herd sweep run` resumes from and `herd
+/// sweep report` reads.
+impl Ledger {
+    pub fn upsert_sweep(&self, s: &SweepRecord) -> Result<()> {
+        self.store.upsert_sweep(s)
+    }
+    pub fn upsert_sweep_cell(&self, c: &SweepCellRecord) -> Result<()> {
+        self.store.upsert_sweep_cell(c)
+    }
+    pub fn upsert_sweep_instance(&self, i: &SweepInstanceRecord) -> Result<()> {
+        self.store.upsert_sweep_instance(i)
+    }
+    /// Idempotent: a repetition already recorded stays as it was.
+    pub fn insert_sweep_result(&self, r: &SweepResultRecord) -> Result<()> {
+        self.store.insert_sweep_result(r)
+    }
+    pub fn sweep(&self, sweep_id: &str) -> Result<Option<SweepData>> {
+        self.store.sweep(sweep_id)
+    }
+    /// Sweeps, most recently updated first.
+    pub fn sweeps(&self, limit: Option<usize>) -> Result<Vec<SweepRecord>> {
+        self.store.sweeps(limit)
     }
 }
 

@@ -12,6 +12,8 @@ mod paths;
 mod rules;
 mod sqlite;
 mod store;
+mod sweeps;
 
 pub use ledger::{Ledger, LedgerOptions};
 pub use model::{CostGroup, CostRow, InstanceFilter, LaunchFilter, LaunchRecord, LaunchStatus, StateChange};
+pub use sweeps::{SweepCellRecord, SweepData, SweepInstanceRecord, SweepRecord, SweepResultRecord};

@@ -27,7 +27,7 @@ pub(crate) struct Run {
     pub deadline: DateTime<Utc>,
 }
 
-pub(crate) trait Store: Send + Sync + Debug {
+pub(crate) trait Store: crate::sweeps::SweepStore + Send + Sync + Debug {
     /// Records a launch about to be sent to the cloud (status `started`).
     fn insert_launch(&self, intent: &LaunchIntent) -> Result<()>;
     /// Marks a launch (or the launch a batch id belongs to) failed.

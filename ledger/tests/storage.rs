@@ -43,7 +43,18 @@ fn a_fresh_ledger_is_created_and_migrated_to_the_latest_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["instances", "launches", "state_changes"]);
+    assert_eq!(
+        tables,
+        [
+            "instances",
+            "launches",
+            "state_changes",
+            "sweep_cells",
+            "sweep_instances",
+            "sweep_results",
+            "sweeps"
+        ]
+    );
 
     // Reopening keeps what was recorded.
     l.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();

@@ -85,7 +85,66 @@ CREATE TRIGGER state_changes_no_delete BEFORE DELETE ON state_changes
 BEGIN SELECT RAISE(ABORT, 'herd ledger: state changes are append-only'); END;
 "#;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+/// v2: sweeps (the plan as JSON), their cells' status, the instances each cell ran on (price
+/// frozen at launch) and one row per finished repetition, so an interrupted sweep resumes.
+const V2: &str = r#"
+CREATE TABLE sweeps (
+    sweep_id    TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    plan        TEXT NOT NULL,        -- JSON
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX sweeps_name ON sweeps (name, updated_at);
+
+CREATE TABLE sweep_cells (
+    sweep_id    TEXT NOT NULL REFERENCES sweeps (sweep_id),
+    cell_id     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    output_tail TEXT,
+    events      TEXT NOT NULL,        -- JSON array
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, cell_id)
+);
+
+CREATE TABLE sweep_instances (
+    sweep_id      TEXT NOT NULL REFERENCES sweeps (sweep_id),
+    cell_id       TEXT NOT NULL,
+    instance_id   TEXT NOT NULL,
+    cloud         TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    zone          TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    purchase      TEXT NOT NULL,
+    hourly_price  TEXT NOT NULL,      -- exact decimal, frozen at launch
+    launched_at   TEXT NOT NULL,
+    running_at    TEXT,
+    ready_at      TEXT,
+    ended_at      TEXT,
+    end_reason    TEXT,
+    PRIMARY KEY (sweep_id, instance_id)
+);
+CREATE INDEX sweep_instances_cell ON sweep_instances (sweep_id, cell_id);
+
+CREATE TRIGGER sweep_instances_price_frozen BEFORE UPDATE OF hourly_price ON sweep_instances
+WHEN NEW.hourly_price IS NOT OLD.hourly_price
+BEGIN SELECT RAISE(ABORT, 'herd ledger: an instance price is frozen at launch'); END;
+
+CREATE TABLE sweep_results (
+    sweep_id    TEXT NOT NULL REFERENCES sweeps (sweep_id),
+    cell_id     TEXT NOT NULL,
+    repetition  INTEGER NOT NULL,
+    instance_id TEXT NOT NULL,
+    wall_ns     INTEGER NOT NULL,
+    metric      REAL NOT NULL,
+    finished_at TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, cell_id, repetition)
+);
+"#;
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// `PRAGMA application_id` of a herd ledger ("herd" in ASCII), so `file(1)` and herd can
 /// tell a ledger from any other SQLite database.

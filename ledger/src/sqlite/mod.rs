@@ -6,6 +6,7 @@
 mod codec;
 mod errors;
 mod migrations;
+mod sweeps;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
