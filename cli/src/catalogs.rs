@@ -1,31 +1,71 @@
-//! The catalogs the CLI knows without asking any cloud: the union of every backend's
-//! bundled catalog. Today that is the simulator's; each cloud backend adds its bundled
-//! price list to [`bundled`] when it lands. No ledger, no simulator, no network: `herd
-//! catalog`, `herd plan` and `herd cost quote` only read these.
+//! The catalogs the CLI knows without asking any cloud: the bundled AWS, GCP and Azure
+//! catalogs (`herd-catalog`), the user's refreshed price overlay on top, and the
+//! simulator's price list, as one [`Catalog`]. No ledger, no simulator, no network:
+//! `herd catalog`, `herd plan` and `herd cost quote` only read these.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use herd_core::{Catalog, Cloud};
+use herd_catalog::{Catalogs, Freshness, CLOUDS};
+use herd_core::{Catalog, Cloud, Result};
 
-/// Every bundled catalog, one per backend compiled in.
-fn bundled() -> Vec<&'static Catalog> {
-    vec![herd_local::local_catalog()]
+static OVERLAY_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+static LOADED: OnceLock<std::result::Result<Catalogs, herd_core::Error>> = OnceLock::new();
+
+/// Where refreshed prices live: set once from the settings (`[catalog] overlay_dir`)
+/// before the first load; without it, the environment's default (see
+/// [`herd_catalog::overlay::default_dir`]).
+pub fn set_overlay_dir(dir: Option<PathBuf>) {
+    let _ = OVERLAY_DIR.set(dir);
 }
 
-/// The union of all bundled catalogs, built once on first use.
+pub fn overlay_dir() -> Option<PathBuf> {
+    OVERLAY_DIR
+        .get_or_init(|| herd_catalog::overlay::default_dir(|k| std::env::var_os(k)))
+        .clone()
+}
+
+/// Bundled data, overlay and simulator, loaded once; an unreadable overlay is an error
+/// here (the commands that show prices report it), never silently ignored.
+pub fn loaded() -> Result<&'static Catalogs> {
+    LOADED
+        .get_or_init(|| {
+            Catalogs::load_with(
+                overlay_dir().as_deref(),
+                &CLOUDS,
+                vec![herd_local::local_catalog().clone()],
+            )
+        })
+        .as_ref()
+        .map_err(|e| {
+            let mut out = herd_core::Error::new(e.kind(), e.message());
+            if let Some(h) = e.hint() {
+                out = out.with_hint(h.to_string());
+            }
+            out
+        })
+}
+
+/// The union of all catalogs. If the overlay cannot be read, the bundled data alone
+/// (commands that print prices call [`loaded`] first and report the error).
 pub fn all() -> &'static Catalog {
-    let parts = bundled();
-    if let [only] = parts.as_slice() {
-        return only;
-    }
-    static MERGED: OnceLock<Catalog> = OnceLock::new();
-    MERGED.get_or_init(|| {
-        let mut c = Catalog::default();
-        for part in parts {
-            c.merge(part.clone());
+    static BUNDLED_ONLY: OnceLock<Catalogs> = OnceLock::new();
+    match loaded() {
+        Ok(c) => &c.catalog,
+        Err(_) => {
+            &BUNDLED_ONLY
+                .get_or_init(|| {
+                    Catalogs::load_with(None, &CLOUDS, vec![herd_local::local_catalog().clone()])
+                        .unwrap_or_else(|e| panic!("{e}"))
+                })
+                .catalog
         }
-        c
-    })
+    }
+}
+
+/// How old each cloud's prices are.
+pub fn freshness() -> &'static [Freshness] {
+    loaded().map(|c| c.freshness.as_slice()).unwrap_or(&[])
 }
 
 /// The region a cloud's quotes default to: the first one its catalog lists.

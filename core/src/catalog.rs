@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -159,14 +160,21 @@ impl Offer {
 }
 
 /// Types, regions and offers of one or more clouds, indexed for lookups.
+///
+/// The whole real catalog is tens of thousands of offers, loaded on every `herd plan`, so
+/// construction only builds what every query needs (type by name, offer to its type) and
+/// the (type, region, purchase) index is built on the first [`Catalog::offer`] lookup.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     types: Vec<InstanceType>,
     offers: Vec<Offer>,
     sources: Vec<PriceSource>,
     regions: Vec<Region>,
-    type_index: HashMap<(Cloud, String), usize>,
-    offer_index: HashMap<(Cloud, String, String, PurchaseOption), usize>,
+    /// Per cloud: type name to index in `types`; looked up by `&str`, no allocation.
+    type_index: HashMap<Cloud, HashMap<String, usize>>,
+    /// Per offer: index of its type in `types` (`u32::MAX` for an offer of an unknown type).
+    offer_type: Vec<u32>,
+    offer_index: OnceLock<HashMap<(Cloud, String, String, PurchaseOption), usize>>,
 }
 
 impl Catalog {
@@ -183,18 +191,86 @@ impl Catalog {
     }
 
     fn reindex(&mut self) {
-        self.type_index = self
-            .types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ((t.cloud, t.name.clone()), i))
-            .collect();
-        self.offer_index = self
+        let mut type_index: HashMap<Cloud, HashMap<String, usize>> = HashMap::new();
+        for (i, t) in self.types.iter().enumerate() {
+            type_index.entry(t.cloud).or_default().insert(t.name.clone(), i);
+        }
+        self.offer_type = self
             .offers
             .iter()
-            .enumerate()
-            .map(|(i, o)| ((o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase), i))
+            .map(|o| {
+                type_index
+                    .get(&o.cloud)
+                    .and_then(|m| m.get(o.instance_type.as_str()))
+                    .map_or(u32::MAX, |&i| i as u32)
+            })
             .collect();
+        self.type_index = type_index;
+        self.offer_index = OnceLock::new();
+    }
+
+    fn type_idx(&self, cloud: Cloud, name: &str) -> Option<usize> {
+        self.type_index.get(&cloud).and_then(|m| m.get(name)).copied()
+    }
+
+    fn offer_index(&self) -> &HashMap<(Cloud, String, String, PurchaseOption), usize> {
+        self.offer_index.get_or_init(|| {
+            self.offers
+                .iter()
+                .enumerate()
+                .map(|(i, o)| ((o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase), i))
+                .collect()
+        })
+    }
+
+    /// The type of an offer, if the catalog knows it.
+    pub fn type_of(&self, offer_index: usize) -> Option<&InstanceType> {
+        self.offer_type
+            .get(offer_index)
+            .filter(|&&i| i != u32::MAX)
+            .map(|&i| &self.types[i as usize])
+    }
+
+    /// The types of a cloud that share a family (`c7g`, `n2d`, `Dsv5`), smallest first.
+    pub fn family(&self, cloud: Cloud, family: &str) -> Vec<&InstanceType> {
+        let mut v: Vec<&InstanceType> = self
+            .types
+            .iter()
+            .filter(|t| t.cloud == cloud && t.family.eq_ignore_ascii_case(family))
+            .collect();
+        v.sort_by(|a, b| (a.vcpus, a.memory_mib, &a.name).cmp(&(b.vcpus, b.memory_mib, &b.name)));
+        v
+    }
+
+    /// The families of a cloud, sorted; for listings and did-you-mean.
+    pub fn families(&self, cloud: Cloud) -> BTreeSet<&str> {
+        self.types
+            .iter()
+            .filter(|t| t.cloud == cloud)
+            .map(|t| t.family.as_str())
+            .collect()
+    }
+
+    /// The family, or `InvalidSpec` naming the nearest known families.
+    pub fn find_family(&self, cloud: Cloud, family: &str) -> Result<Vec<&InstanceType>> {
+        let members = self.family(cloud, family);
+        if !members.is_empty() {
+            return Ok(members);
+        }
+        let names = self.families(cloud);
+        Err(
+            Error::invalid_spec(format!("unknown instance family `{family}` on {cloud}"))
+                .with_suggestions(did_you_mean(family, names.iter().copied(), 3))
+                .with_hint(format!(
+                    "`herd catalog --cloud {cloud}` lists the known types and families"
+                )),
+        )
+    }
+
+    /// The catalog's parts, to combine catalogs without re-keying (one cloud's data next
+    /// to another's) and rebuild them with [`Catalog::new`].
+    pub fn into_parts(self) -> (Vec<InstanceType>, Vec<Offer>, Vec<PriceSource>, Vec<Region>) {
+        (self.types, self.offers, self.sources, self.regions)
     }
 
     /// Adds another catalog's data; its types, regions and offers win over equal keys
@@ -203,19 +279,33 @@ impl Catalog {
         let base = self.sources.len() as u32;
         self.sources.extend(other.sources);
         for t in other.types {
-            match self.type_index.get(&(t.cloud, t.name.clone())) {
-                Some(&i) => self.types[i] = t,
-                None => self.types.push(t),
+            match self.type_idx(t.cloud, &t.name) {
+                Some(i) => self.types[i] = t,
+                None => {
+                    self.type_index
+                        .entry(t.cloud)
+                        .or_default()
+                        .insert(t.name.clone(), self.types.len());
+                    self.types.push(t);
+                }
             }
         }
+        let mut index = std::mem::take(&mut self.offer_index).into_inner().unwrap_or_else(|| {
+            self.offers
+                .iter()
+                .enumerate()
+                .map(|(i, o)| ((o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase), i))
+                .collect()
+        });
         for mut o in other.offers {
             o.source += base;
-            match self
-                .offer_index
-                .get(&(o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase))
-            {
+            let key = (o.cloud, o.instance_type.clone(), o.region.clone(), o.purchase);
+            match index.get(&key) {
                 Some(&i) => self.offers[i] = o,
-                None => self.offers.push(o),
+                None => {
+                    index.insert(key, self.offers.len());
+                    self.offers.push(o);
+                }
             }
         }
         for r in other.regions {
@@ -225,6 +315,7 @@ impl Catalog {
             }
         }
         self.reindex();
+        let _ = self.offer_index.set(index);
     }
 
     pub fn types(&self) -> &[InstanceType] {
@@ -245,7 +336,7 @@ impl Catalog {
 
     /// The type, or `InvalidSpec` naming the nearest known types.
     pub fn find_type(&self, cloud: Cloud, name: &str) -> Result<&InstanceType> {
-        if let Some(&i) = self.type_index.get(&(cloud, name.to_string())) {
+        if let Some(i) = self.type_idx(cloud, name) {
             return Ok(&self.types[i]);
         }
         let names = self.types.iter().filter(|t| t.cloud == cloud).map(|t| t.name.as_str());
@@ -271,7 +362,7 @@ impl Catalog {
     }
 
     pub fn offer(&self, cloud: Cloud, instance_type: &str, region: &str, purchase: PurchaseOption) -> Option<&Offer> {
-        self.offer_index
+        self.offer_index()
             .get(&(cloud, instance_type.to_string(), region.to_string(), purchase))
             .map(|&i| &self.offers[i])
     }
@@ -331,7 +422,7 @@ impl Catalog {
     pub fn query(&self, q: &OfferQuery) -> QueryResult<'_> {
         let mut scanned = 0usize;
         let mut rows: Vec<OfferRow<'_>> = Vec::new();
-        for o in &self.offers {
+        for (oi, o) in self.offers.iter().enumerate() {
             scanned += 1;
             if !q.clouds.is_empty() && !q.clouds.contains(&o.cloud) {
                 continue;
@@ -349,10 +440,9 @@ impl Catalog {
                 (Some(h), Some(max)) if h > max => continue,
                 _ => {}
             }
-            let Some(&ti) = self.type_index.get(&(o.cloud, o.instance_type.clone())) else {
+            let Some(t) = self.type_of(oi) else {
                 continue;
             };
-            let t = &self.types[ti];
             if q.type_matches(t) {
                 rows.push(OfferRow {
                     offer: o,
@@ -383,6 +473,8 @@ pub struct OfferQuery {
     pub min_memory_mib: Option<u64>,
     pub arch: Option<Arch>,
     pub cpu_vendor: Option<String>,
+    /// Substring of the CPU family, case-insensitive (`graviton`, `graviton3`, `epyc`).
+    pub cpu_family: Option<String>,
     pub gpu_model: Option<String>,
     pub min_gpus: Option<u32>,
     pub purchase: Option<PurchaseOption>,
@@ -408,6 +500,11 @@ impl OfferQuery {
                 .cpu_vendor
                 .as_ref()
                 .is_none_or(|v| t.cpu_vendor.as_ref().is_some_and(|tv| tv.eq_ignore_ascii_case(v)))
+            && self.cpu_family.as_ref().is_none_or(|f| {
+                t.cpu_family
+                    .as_ref()
+                    .is_some_and(|tf| tf.to_ascii_lowercase().contains(&f.to_ascii_lowercase()))
+            })
             && self.gpu_model.as_ref().is_none_or(|m| {
                 t.gpu
                     .as_ref()
