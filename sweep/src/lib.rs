@@ -10,7 +10,12 @@
 
 pub mod metric;
 pub mod plan;
+pub mod run;
+pub mod score;
+pub mod ship;
 pub mod spec;
 
 pub use plan::{plan, Cell, Dropped, Launchers, Plan};
+pub use run::{cancel_pair, Cancel, CellOutcome, CellStatus, NoProgress, Progress, RunSummary, Runner};
+pub use score::{score, CellScore, Scores, Stats};
 pub use spec::Spec;

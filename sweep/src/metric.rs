@@ -49,7 +49,10 @@ impl Metric {
                     .and_then(|c| c.get(1).or_else(|| c.get(0)))
                     .map(|m| {
                         m.as_str().trim().parse::<f64>().map_err(|_| {
-                            no_metric(format!("metric regex `{r}` matched `{}`, which is not a number", m.as_str()), stdout)
+                            no_metric(
+                                format!("metric regex `{r}` matched `{}`, which is not a number", m.as_str()),
+                                stdout,
+                            )
                         })
                     })
                     .transpose()?
@@ -72,7 +75,8 @@ impl Metric {
 }
 
 fn no_metric(msg: String, stdout: &str) -> Error {
-    Error::new(ErrorKind::InvalidSpec, msg).with_hint(format!("the run's last output lines:\n{}", tail(stdout, TAIL_LINES)))
+    Error::new(ErrorKind::InvalidSpec, msg)
+        .with_hint(format!("the run's last output lines:\n{}", tail(stdout, TAIL_LINES)))
 }
 
 fn json_number(line: &str, field: &str) -> Option<f64> {
@@ -112,14 +116,19 @@ mod tests {
 
     #[test]
     fn wall_time_by_default() {
-        let v = m(MetricSource::WallTime).extract("", Duration::from_millis(1500)).unwrap();
+        let v = m(MetricSource::WallTime)
+            .extract("", Duration::from_millis(1500))
+            .unwrap();
         assert_eq!(v, 1.5);
     }
 
     #[test]
     fn regex_takes_the_last_match_and_its_group() {
         let x = m(MetricSource::Regex(r"rate: ([0-9.]+) MB/s".into()));
-        assert_eq!(x.extract("rate: 1 MB/s\nrate: 42.5 MB/s\n", Duration::ZERO).unwrap(), 42.5);
+        assert_eq!(
+            x.extract("rate: 1 MB/s\nrate: 42.5 MB/s\n", Duration::ZERO).unwrap(),
+            42.5
+        );
         let e = x.extract("starting\nboom\n", Duration::ZERO).unwrap_err();
         assert!(e.message().contains("matched nothing"), "{e}");
         assert!(e.hint().unwrap().contains("boom"), "{:?}", e.hint());

@@ -11,12 +11,12 @@ use herd_core::{
     Arch, BillingRule, Cloud, Error, ErrorKind, InstanceType, Launcher, Market, Money, PurchaseOption, QuoteRequest,
     Result,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::{GpuFilter, MetricSpec, Spec};
 
 /// One point of the matrix: where and on what the workload runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Cell {
     /// Stable across runs of the same spec (so a resumed sweep finds its results) and a
@@ -43,7 +43,7 @@ pub struct Cell {
 }
 
 /// A combination the matrix names that cannot run, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dropped {
     pub cloud: Cloud,
     pub region: String,
@@ -52,7 +52,7 @@ pub struct Dropped {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Plan {
     pub sweep_id: String,
@@ -60,12 +60,16 @@ pub struct Plan {
     pub cells: Vec<Cell>,
     pub dropped: Vec<Dropped>,
     pub repetitions: u32,
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(serialize_with = "ser_secs", deserialize_with = "de_secs")]
     pub timeout: Duration,
     pub concurrency: usize,
     pub metric: MetricSpec,
     pub worst_case: Money,
     pub budget: Money,
+}
+
+fn de_secs<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    Ok(Duration::from_secs(u64::deserialize(d)?))
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -183,7 +187,11 @@ fn expand_cloud(
                 .with_suggestions(did_you_mean(pat, all_regions.iter().map(|r| r.name.as_str()), 3))
                 .with_hint(format!(
                     "regions on {cloud}: {}",
-                    all_regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                    all_regions
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
         }
         for r in hits {
@@ -205,15 +213,20 @@ fn expand_cloud(
         push_unique(&mut types, hits);
     }
     for fam in &m.families {
-        let in_family: Vec<&InstanceType> =
-            known.iter().copied().filter(|t| t.family.eq_ignore_ascii_case(fam)).collect();
+        let in_family: Vec<&InstanceType> = known
+            .iter()
+            .copied()
+            .filter(|t| t.family.eq_ignore_ascii_case(fam))
+            .collect();
         if in_family.is_empty() {
             let mut fams: Vec<&str> = known.iter().map(|t| t.family.as_str()).collect();
             fams.sort_unstable();
             fams.dedup();
-            return Err(Error::invalid_spec(format!("unknown instance family `{fam}` on {cloud}"))
-                .with_suggestions(did_you_mean(fam, fams.iter().copied(), 3))
-                .with_hint(format!("families on {cloud}: {}", fams.join(", "))));
+            return Err(
+                Error::invalid_spec(format!("unknown instance family `{fam}` on {cloud}"))
+                    .with_suggestions(did_you_mean(fam, fams.iter().copied(), 3))
+                    .with_hint(format!("families on {cloud}: {}", fams.join(", "))),
+            );
         }
         let sized: Vec<&InstanceType> = in_family
             .iter()
@@ -283,7 +296,11 @@ fn expand_cloud(
                 } else {
                     od.hourly
                 };
-                let max_instances = if market.wants_spot() { 1 + spec.max_interruptions } else { 1 };
+                let max_instances = if market.wants_spot() {
+                    1 + spec.max_interruptions
+                } else {
+                    1
+                };
                 // On-demand even for spot: a spot cell may fall back, and this is a ceiling.
                 let worst_case = od.for_duration(max_instances, spec.timeout);
                 cells.push(Cell {
@@ -326,7 +343,10 @@ fn size_of(t: &InstanceType) -> &str {
 fn hardware_mismatch(t: &InstanceType, arch: Option<Arch>, gpu: Option<&GpuFilter>, can_gpu: bool) -> Option<String> {
     if let Some(a) = arch {
         if t.arch != a {
-            return Some(format!("arch mismatch: {} is {}, the matrix asks for {a}", t.name, t.arch));
+            return Some(format!(
+                "arch mismatch: {} is {}, the matrix asks for {a}",
+                t.name, t.arch
+            ));
         }
     }
     match gpu {
@@ -389,8 +409,14 @@ mod tests {
         assert!(spot.hourly < spot.on_demand);
         assert_eq!(spot.max_instances, 3);
         // 10 minutes of l1.large on-demand in east: 0.0416 / 6.
-        let c = p.cells.iter().find(|c| c.id == cell_id(Cloud::Local, "local-east-1", "l1.large", Market::OnDemand));
-        assert_eq!(c.unwrap().worst_case, Money::parse_usd("0.0416").unwrap().per_hour_for_seconds(600));
+        let c = p
+            .cells
+            .iter()
+            .find(|c| c.id == cell_id(Cloud::Local, "local-east-1", "l1.large", Market::OnDemand));
+        assert_eq!(
+            c.unwrap().worst_case,
+            Money::parse_usd("0.0416").unwrap().per_hour_for_seconds(600)
+        );
         let ids: std::collections::BTreeSet<_> = p.cells.iter().map(|c| &c.id).collect();
         assert_eq!(ids.len(), p.cells.len(), "cell ids are unique");
         p.check().unwrap();
@@ -408,7 +434,11 @@ mod tests {
 
     #[test]
     fn impossible_cells_are_dropped_with_a_reason() {
-        let other = if Arch::host() == Arch::X86_64 { "arm64" } else { "x86_64" };
+        let other = if Arch::host() == Arch::X86_64 {
+            "arm64"
+        } else {
+            "x86_64"
+        };
         let s = spec(&format!("types = [\"l1.small\"]\narch = \"{other}\""), "100");
         let p = plan(&s, &launchers()).unwrap();
         assert!(p.cells.is_empty());
@@ -423,7 +453,11 @@ mod tests {
     fn unknown_names_suggest() {
         let e = plan(&spec("types = [\"l1.smal\"]", "1"), &launchers()).unwrap_err();
         assert_eq!(e.suggestions()[0], "l1.small");
-        let e = plan(&spec("types = [\"l1.small\"]\nregions = [\"local-est-1\"]", "1"), &launchers()).unwrap_err();
+        let e = plan(
+            &spec("types = [\"l1.small\"]\nregions = [\"local-est-1\"]", "1"),
+            &launchers(),
+        )
+        .unwrap_err();
         assert_eq!(e.suggestions()[0], "local-east-1");
     }
 

@@ -54,7 +54,7 @@ pub struct ShippedFile {
     pub bytes: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct MetricSpec {
     /// What is measured; shown in reports.
@@ -64,7 +64,7 @@ pub struct MetricSpec {
     pub better: Better,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
 pub enum MetricSource {
     /// The run's wall time, measured in the instance.
@@ -198,18 +198,28 @@ impl Spec {
     /// Parses a spec whose shipped files are read by `read` (tests pass a map).
     pub fn parse_with(text: &str, label: &str, read: impl Fn(&str) -> Result<Vec<u8>>) -> Result<Spec> {
         let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(label, text, &e))?;
-        let at = |key: &str| format!("{label}{}", line_of_key(text, key).map(|l| format!(":{l}")).unwrap_or_default());
+        let at = |key: &str| {
+            format!(
+                "{label}{}",
+                line_of_key(text, key).map(|l| format!(":{l}")).unwrap_or_default()
+            )
+        };
         let bad = |key: &str, msg: String| Error::invalid_spec(format!("invalid sweep spec {}: {msg}", at(key)));
 
         if herd_core::tags::sanitize_value(&raw.name) != raw.name || raw.name.is_empty() || raw.name.len() > 40 {
-            return Err(bad("name", format!("name `{}` is not valid", raw.name)).with_hint(format!(
-                "use 1-40 characters of lowercase a-z, 0-9, `_` and `-`, e.g. `{}`",
-                herd_core::tags::sanitize_value(&raw.name)
-            )));
+            return Err(
+                bad("name", format!("name `{}` is not valid", raw.name)).with_hint(format!(
+                    "use 1-40 characters of lowercase a-z, 0-9, `_` and `-`, e.g. `{}`",
+                    herd_core::tags::sanitize_value(&raw.name)
+                )),
+            );
         }
         let repetitions = raw.repetitions.unwrap_or(DEFAULT_REPETITIONS);
         if repetitions == 0 || repetitions > MAX_REPETITIONS {
-            return Err(bad("repetitions", format!("repetitions must be 1-{MAX_REPETITIONS}, not {repetitions}")));
+            return Err(bad(
+                "repetitions",
+                format!("repetitions must be 1-{MAX_REPETITIONS}, not {repetitions}"),
+            ));
         }
         let timeout = match &raw.timeout {
             Some(t) => parse_duration(t).map_err(|e| bad("timeout", e.message().to_string()))?,
@@ -229,7 +239,9 @@ impl Spec {
             }
             Some(toml::Value::String(s)) => Money::parse_usd(s).map_err(|e| bad("budget", e.message().to_string()))?,
             Some(toml::Value::Integer(i)) => Money::usd((*i).into()),
-            Some(toml::Value::Float(f)) => Money::parse_usd(&f.to_string()).map_err(|e| bad("budget", e.message().to_string()))?,
+            Some(toml::Value::Float(f)) => {
+                Money::parse_usd(&f.to_string()).map_err(|e| bad("budget", e.message().to_string()))?
+            }
             Some(other) => return Err(bad("budget", format!("budget `{other}` is not an amount of dollars"))),
         };
         if budget.amount.is_sign_negative() {
@@ -245,7 +257,10 @@ impl Spec {
         for f in &w.files {
             let rel = Path::new(f);
             if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                return Err(bad("files", format!("shipped file `{f}` must be a relative path inside the spec's directory")));
+                return Err(bad(
+                    "files",
+                    format!("shipped file `{f}` must be a relative path inside the spec's directory"),
+                ));
             }
             let bytes = read(f)?;
             files.push(ShippedFile {
@@ -276,8 +291,9 @@ impl Spec {
             Some(other) => return Err(bad("gpu", format!("gpu = {other}: use true, false or a model name"))),
         };
         if m.types.is_empty() && m.families.is_empty() {
-            return Err(bad("matrix", "the matrix names no instance types".into())
-                .with_hint("add `types = [\"l1.small\", ...]` or `families = [...]` with `sizes = [...]` under [matrix]"));
+            return Err(bad("matrix", "the matrix names no instance types".into()).with_hint(
+                "add `types = [\"l1.small\", ...]` or `families = [...]` with `sizes = [...]` under [matrix]",
+            ));
         }
         Ok(Spec {
             name: raw.name,
@@ -346,24 +362,28 @@ fn metric(raw: Option<RawMetric>, bad: &dyn Fn(&str, String) -> Error) -> Result
     let source = match (m.regex, m.json) {
         (Some(_), Some(_)) => return Err(bad("regex", "a metric has either `regex` or `json`, not both".into())),
         (Some(r), None) => {
-            let re = regex_lite::Regex::new(&r).map_err(|e| bad("regex", format!("metric regex `{r}` is invalid: {e}")))?;
+            let re =
+                regex_lite::Regex::new(&r).map_err(|e| bad("regex", format!("metric regex `{r}` is invalid: {e}")))?;
             if re.captures_len() > 2 {
-                return Err(bad("regex", format!("metric regex `{r}` has more than one capture group"))
-                    .with_hint("use one group around the number, and (?:...) for the others"));
+                return Err(
+                    bad("regex", format!("metric regex `{r}` has more than one capture group"))
+                        .with_hint("use one group around the number, and (?:...) for the others"),
+                );
             }
             MetricSource::Regex(r)
         }
         (None, Some(j)) => MetricSource::JsonField(j),
         (None, None) => MetricSource::WallTime,
     };
-    let better = match (&source, m.better) {
-        (_, Some(b)) => b,
-        (MetricSource::WallTime, None) => Better::Lower,
-        (_, None) => {
-            return Err(bad("metric", "say whether a higher or a lower metric is better".into())
-                .with_hint("add `better = \"higher\"` (a rate, per second) or `better = \"lower\"` (seconds per unit of work)"))
-        }
-    };
+    let better =
+        match (&source, m.better) {
+            (_, Some(b)) => b,
+            (MetricSource::WallTime, None) => Better::Lower,
+            (_, None) => return Err(bad("metric", "say whether a higher or a lower metric is better".into())
+                .with_hint(
+                    "add `better = \"higher\"` (a rate, per second) or `better = \"lower\"` (seconds per unit of work)",
+                )),
+        };
     if source == MetricSource::WallTime && better == Better::Higher {
         return Err(bad("better", "wall time cannot be higher-is-better".into()));
     }
@@ -377,7 +397,12 @@ fn metric(raw: Option<RawMetric>, bad: &dyn Fn(&str, String) -> Error) -> Result
         (_, Better::Higher) => "/s".into(),
         (_, Better::Lower) => "s".into(),
     });
-    Ok(MetricSpec { name, unit, source, better })
+    Ok(MetricSpec {
+        name,
+        unit,
+        source,
+        better,
+    })
 }
 
 /// A toml error as `invalid sweep spec FILE:LINE:COL: ...`, naming the nearest key for an
@@ -427,11 +452,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The first line that sets `key` (for errors found after parsing).
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) || t == format!("[{key}]")
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) || t == format!("[{key}]")
+        })
+        .map(|i| i + 1)
 }
 
 /// FNV-1a, stable across releases (sweep ids are stored).
@@ -529,9 +555,15 @@ regions = ["local-east-1"]
     fn metric_needs_a_direction_and_a_valid_regex() {
         let text = OK.replace("[matrix]", "[workload.metric]\nregex = 'rate: ([0-9.]+)'\n\n[matrix]");
         assert!(parse(&text).unwrap_err().message().contains("higher or a lower"));
-        let text = OK.replace("[matrix]", "[workload.metric]\nregex = 'rate: ([0-9.]+'\nbetter = \"higher\"\n[matrix]");
+        let text = OK.replace(
+            "[matrix]",
+            "[workload.metric]\nregex = 'rate: ([0-9.]+'\nbetter = \"higher\"\n[matrix]",
+        );
         assert!(parse(&text).unwrap_err().message().contains("invalid"));
-        let text = OK.replace("[matrix]", "[workload.metric]\njson = 'mbps'\nbetter = \"higher\"\n[matrix]");
+        let text = OK.replace(
+            "[matrix]",
+            "[workload.metric]\njson = 'mbps'\nbetter = \"higher\"\n[matrix]",
+        );
         let s = parse(&text).unwrap();
         assert_eq!(s.workload.metric.source, MetricSource::JsonField("mbps".into()));
         assert_eq!(s.workload.metric.unit, "/s");

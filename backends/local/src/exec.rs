@@ -141,3 +141,131 @@ pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequ
     let _ = fs::remove_dir_all(&dir);
     Ok(out)
 }
+
+/// The environment variable a virtual exec reads its work from.
+pub const VIRTUAL_WORK_ENV: &str = "HERD_VIRTUAL_WORK";
+
+/// `exec` in virtual mode (opt-in: [`crate::LocalBuilder::virtual_exec`]), for scale tests
+/// and benchmarks of whatever drives exec (the sweep runner), never for results.
+///
+/// The model, deterministic and declared: a command does `$HERD_VIRTUAL_WORK` seconds of
+/// one core's CPU work (0 when unset, so shipping files and setup are instant) and takes
+/// `work x 100 / cpu_percent` virtual seconds on the injected clock, with the type's CPU
+/// share from the price list. It exits 0 and prints one line saying so; the command text
+/// itself is not run. A timeout shorter than that ends it as timed out at the timeout;
+/// an instance that ends meanwhile (deadline, spot interruption) fails it with
+/// `Conflict`, as in process mode.
+pub(crate) async fn virtual_run(p: &LocalProvider, row: &Row, req: &ExecRequest) -> Result<ExecOutput> {
+    let work = req
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == VIRTUAL_WORK_ENV)
+        .map(|(_, v)| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|w| w.is_finite() && *w >= 0.0)
+                .ok_or_else(|| Error::invalid_spec(format!("{VIRTUAL_WORK_ENV}=`{v}` is not a number of seconds")))
+        })
+        .transpose()?
+        .unwrap_or(0.0);
+    let cpu = crate::pricing::resources(&row.instance_type).map_or(100, |r| r.cpu_percent.max(1));
+    let need = Duration::from_secs_f64(work * 100.0 / f64::from(cpu));
+    let (wall, timed_out) = match req.timeout {
+        Some(t) if t < need => (t, true),
+        _ => (need, false),
+    };
+    let start = p.clock_ms();
+    p.store().write(|tx| store::touch(tx, &row.id, start, None))?;
+    p.clock().sleep(wall).await;
+    let now = p.clock_ms();
+    let after = p.store().write(|tx| {
+        store::settle(tx, now)?;
+        store::get(tx, &row.id)
+    })?;
+    if let Some(r) = after.filter(|r| r.ended_at.is_some()) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "instance {} ended ({}) while the command ran",
+                row.id,
+                r.state_reason.as_deref().unwrap_or("ended")
+            ),
+        ));
+    }
+    p.store().write(|tx| store::touch(tx, &row.id, now, None))?;
+    let stdout = if timed_out {
+        String::new()
+    } else {
+        format!(
+            "herd-virtual-exec: {work}s of work at {cpu}% of a core took {:.3}s\n",
+            wall.as_secs_f64()
+        )
+    };
+    Ok(ExecOutput::new(
+        (!timed_out).then_some(0),
+        stdout,
+        String::new(),
+        wall,
+        timed_out,
+    ))
+}
+
+#[cfg(test)]
+mod virtual_tests {
+    use std::sync::Arc;
+
+    use herd_core::{Clock, ExecRequest, LaunchSpec, Launcher, VirtualClock};
+
+    use crate::LocalBuilder;
+
+    fn launcher(clock: &VirtualClock) -> Launcher {
+        let sim = LocalBuilder::default()
+            .in_memory()
+            .processes(false)
+            .virtual_exec(true)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        Launcher::builder(Arc::new(sim)).clock(Arc::new(clock.clone())).build()
+    }
+
+    #[tokio::test]
+    async fn work_takes_virtual_time_in_proportion_to_the_cpu_share() {
+        let clock = VirtualClock::at_epoch();
+        let l = launcher(&clock);
+        assert!(l.capabilities().exec);
+        let mut took = Vec::new();
+        for t in ["l1.small", "l1.large", "c1.xlarge"] {
+            let r = l.launch(LaunchSpec::new(t, 1)).await.unwrap();
+            let id = r.instances[0].id.clone();
+            let req = ExecRequest::new("anything").env(super::VIRTUAL_WORK_ENV, "10");
+            let t0 = clock.now();
+            let out = l.exec(&id, &req).await.unwrap();
+            assert_eq!(out.exit_code, Some(0));
+            assert!(out.stdout.contains("10s of work"), "{}", out.stdout);
+            assert!(clock.now() - t0 >= chrono::Duration::from_std(out.wall).unwrap());
+            took.push(out.wall.as_secs_f64());
+            // No work declared: instant (shipping files, setup).
+            assert_eq!(l.exec(&id, &ExecRequest::new("setup")).await.unwrap().wall.as_secs(), 0);
+        }
+        assert_eq!(took, [40.0, 10.0, 5.0]);
+    }
+
+    #[tokio::test]
+    async fn a_short_timeout_times_out_and_a_bad_work_is_refused() {
+        let clock = VirtualClock::at_epoch();
+        let l = launcher(&clock);
+        let id = l.launch(LaunchSpec::new("l1.small", 1)).await.unwrap().instances[0]
+            .id
+            .clone();
+        let req = ExecRequest::new("x")
+            .env(super::VIRTUAL_WORK_ENV, "10")
+            .timeout(std::time::Duration::from_secs(5));
+        let out = l.exec(&id, &req).await.unwrap();
+        assert!(out.timed_out);
+        assert_eq!(out.exit_code, None);
+        let bad = ExecRequest::new("x").env(super::VIRTUAL_WORK_ENV, "lots");
+        assert!(l.exec(&id, &bad).await.is_err());
+    }
+}

@@ -49,6 +49,7 @@ pub struct LocalBuilder {
     pub(crate) max_launch_batch: u32,
     pub(crate) agent: Option<AgentCommand>,
     pub(crate) owner_account: Option<String>,
+    pub(crate) virtual_exec: bool,
 }
 
 impl Default for LocalBuilder {
@@ -64,6 +65,7 @@ impl Default for LocalBuilder {
             max_launch_batch: 1000,
             agent: None,
             owner_account: None,
+            virtual_exec: false,
         }
     }
 }
@@ -112,6 +114,12 @@ impl LocalBuilder {
     /// Shown as `ProviderInfo::account` (default: the state dir path).
     pub fn owner_account(mut self, s: impl Into<String>) -> Self {
         self.owner_account = Some(s.into());
+        self
+    }
+    /// Virtual mode only: `exec` follows the declared work model (see `exec::virtual_run`)
+    /// instead of refusing, so sweeps can be scale-tested without processes.
+    pub fn virtual_exec(mut self, yes: bool) -> Self {
+        self.virtual_exec = yes;
         self
     }
     pub fn build(self) -> herd_core::Result<LocalProvider> {

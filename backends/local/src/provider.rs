@@ -56,6 +56,8 @@ pub struct LocalProvider {
     account: String,
     agent: Mutex<Option<AgentCommand>>,
     api_calls: AtomicU64,
+    /// Virtual mode: exec follows the declared work model.
+    virtual_exec: bool,
 }
 
 /// Whether an injected transient fault hits this call, and when.
@@ -101,11 +103,15 @@ impl LocalProvider {
                 .as_ref()
                 .map_or_else(|| "memory".to_string(), |d| d.display().to_string())
         });
+        let virtual_exec = b.virtual_exec && !processes;
+        let mut caps = capabilities(b.spot, processes, b.max_launch_batch, &b.faults);
+        caps.exec |= virtual_exec;
         Ok(LocalProvider {
             store,
             state_dir,
             processes,
-            caps: capabilities(b.spot, processes, b.max_launch_batch, &b.faults),
+            virtual_exec,
+            caps,
             clock: b.clock,
             rng: SeededRng::new(b.seed),
             seed: b.seed,
@@ -775,7 +781,7 @@ impl Provider for LocalProvider {
     }
 
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
-        if !self.processes {
+        if !self.processes && !self.virtual_exec {
             return Err(Error::unsupported(
                 "this simulator runs virtual instances (no processes), so there is nothing to run commands in",
             )
@@ -808,6 +814,9 @@ impl Provider for LocalProvider {
             }
             break r;
         };
+        if self.virtual_exec {
+            return exec::virtual_run(self, &row, req).await;
+        }
         let dir = self.vm_dir(id).expect("process mode has a state dir");
         exec::run(self, &dir, &row, req).await
     }
@@ -819,6 +828,9 @@ impl LocalProvider {
     }
     pub(crate) fn clock_ms(&self) -> i64 {
         self.now_ms()
+    }
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 }
 
