@@ -10,6 +10,7 @@
 
 pub mod metric;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod score;
 pub mod ship;

@@ -263,3 +263,29 @@ async fn spot_interruptions_requeue_the_repetition_on_a_new_instance() {
     assert!(data.instances.len() > 1, "the cell moved to new instances");
     assert_eq!(live(&s).await, 0);
 }
+
+#[tokio::test]
+async fn the_report_is_written_in_every_format() {
+    let s = sim(Faults::default());
+    let sp = spec("", "types = [\"l1.small\", \"l1.large\", \"c1.xlarge\", \"m1.large\"]\nregions = [\"local-east-1\", \"local-west-1\"]");
+    let p = plan(&sp, &s.launchers).unwrap();
+    let (_tx, rx) = cancel_pair();
+    runner(&s, Arc::new(NoProgress)).run(&sp, &p, rx).await.unwrap();
+    let sc = score(&s.ledger.sweep(&p.sweep_id).unwrap().unwrap()).unwrap();
+    let dir = std::env::var_os("HERD_SWEEP_TEST_REPORT_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tempfile::tempdir().unwrap().keep());
+    let files = herd_sweep::report::write_all(&sc, &dir).unwrap();
+    assert_eq!(files.len(), 7);
+    let png = std::fs::read(dir.join("scatter.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8);
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("l1.large@local-east-1"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), 8);
+    let rows = herd_sweep::report::table(&sc);
+    assert_eq!(rows[0][0], "1");
+}
