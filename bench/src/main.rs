@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use herd_core::{Budget, Clock, Guardrails, LaunchSpec, Launcher, Money, SharedClock, SystemClock, VirtualClock};
 use herd_local::{Faults, LocalProvider};
 
+mod catalog;
+
 struct Args {
     herd: PathBuf,
     runs: usize,
@@ -32,7 +34,7 @@ fn args() -> Result<Args> {
             "--runs" => a.runs = it.next().context("--runs needs a number")?.parse()?,
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
-                println!("usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|pacing|memory]");
+                println!("usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|memory]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}`"),
@@ -309,10 +311,14 @@ fn main() -> Result<()> {
         let n = argv.get(3).context("--populate DIR N")?.parse()?;
         return populate(Path::new(dir), n);
     }
+    if argv.get(1).map(String::as_str) == Some("--catalog-load-once") {
+        return catalog::load_once();
+    }
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 4] = [
+    let benches: [(&str, Bench); 5] = [
+        ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
         ("memory", bench_memory),

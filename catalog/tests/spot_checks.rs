@@ -118,7 +118,7 @@ fn every_offer_has_a_dated_source_and_no_price_is_zero() {
     for o in c.offers() {
         assert!(o.hourly.is_none_or(|m| !m.amount.is_zero()), "{o:?}: 0 means unknown");
         let s = &c.sources()[o.source as usize];
-        assert!(s.as_of.to_string() >= "2024-01-01".to_string(), "{s:?}");
+        assert!(s.as_of >= chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(), "{s:?}");
     }
     for f in &all.freshness {
         assert!(f.bundled_as_of.is_some(), "{f:?}");

@@ -229,16 +229,31 @@ pub struct QuoteArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CatalogArgs {
+    #[command(subcommand)]
+    pub command: Option<CatalogCommand>,
     /// Only this cloud (repeatable).
     #[arg(long, value_name = "CLOUD")]
     pub cloud: Vec<String>,
-    /// Region glob, e.g. 'local-*' (repeatable).
+    /// Region glob, e.g. 'us-*', 'europe-*' (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub region: Vec<String>,
-    /// Family, e.g. l1 (repeatable).
+    /// Family, e.g. c7g, n2d, Dsv5 (repeatable).
     #[arg(long, value_name = "FAMILY")]
     pub family: Vec<String>,
+    /// Exactly this many vCPUs.
+    #[arg(long, value_name = "N", conflicts_with_all = ["min_vcpus", "max_vcpus"])]
+    pub vcpus: Option<u32>,
+    /// CPU family substring, e.g. graviton3, epyc, xeon.
+    #[arg(long, value_name = "NAME")]
+    pub cpu_family: Option<String>,
+    /// Also list offers whose price the sources do not know.
+    #[arg(long)]
+    pub unpriced: bool,
+    /// List the families (type count, vCPU range) instead of offers.
+    #[arg(long)]
+    pub families: bool,
     /// Type glob, e.g. 'c1.*' (repeatable).
     #[arg(long = "type", value_name = "GLOB")]
     pub types: Vec<String>,
@@ -252,12 +267,14 @@ pub struct CatalogArgs {
     pub min_vcpus: Option<u32>,
     #[arg(long, value_name = "N")]
     pub max_vcpus: Option<u32>,
-    #[arg(long, value_name = "GIB")]
+    /// At least this much memory, GiB.
+    #[arg(long, value_name = "GIB", visible_alias = "memory")]
     pub min_memory: Option<String>,
-    /// GPU model (substring match).
+    /// GPU model (substring match), e.g. A100, L4.
     #[arg(long, value_name = "MODEL")]
     pub gpu: Option<String>,
-    #[arg(long, value_name = "N")]
+    /// At least this many GPUs.
+    #[arg(long, value_name = "N", visible_alias = "gpus")]
     pub min_gpus: Option<u32>,
     /// Spot offers only.
     #[arg(long, conflicts_with = "on_demand")]
@@ -276,6 +293,25 @@ pub struct CatalogArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Fetch today's prices from the clouds' public price sources into your price
+    /// overlay (AWS bulk price list, Azure Retail Prices API, GCP Cloud Billing Catalog).
+    Refresh(RefreshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Only this cloud (repeatable): aws, gcp, azure. Default: all three.
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
+    /// Only regions matching this glob (repeatable), e.g. 'us-*'.
+    #[arg(long, value_name = "GLOB")]
+    pub region: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SortBy {
     Price,
@@ -289,8 +325,20 @@ pub enum SortBy {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// At least this many vCPUs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", visible_alias = "min-vcpus")]
     pub vcpus: Option<u32>,
+    /// Family, e.g. c7g, n2d, Dsv5 (repeatable).
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Vec<String>,
+    /// Type glob, e.g. 'c7g.*' (repeatable).
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// CPU family substring, e.g. graviton3, epyc.
+    #[arg(long, value_name = "NAME")]
+    pub cpu_family: Option<String>,
+    /// Rank by this instead of the hourly price.
+    #[arg(long, value_enum, default_value_t = SortBy::Price)]
+    pub sort: SortBy,
     /// At least this much memory, GiB.
     #[arg(long, value_name = "GIB")]
     pub memory: Option<String>,
@@ -316,7 +364,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "CLOUD")]
     pub cloud: Vec<String>,
     /// How many offers to show.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = 10, value_name = "N", visible_alias = "limit")]
     pub top: usize,
     #[arg(long)]
     pub json: bool,

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use herd_catalog::{Catalogs, Freshness, CLOUDS};
+use herd_catalog::{Catalogs, CLOUDS};
 use herd_core::{Catalog, Cloud, Result};
 
 static OVERLAY_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -61,11 +61,6 @@ pub fn all() -> &'static Catalog {
                 .catalog
         }
     }
-}
-
-/// How old each cloud's prices are.
-pub fn freshness() -> &'static [Freshness] {
-    loaded().map(|c| c.freshness.as_slice()).unwrap_or(&[])
 }
 
 /// The region a cloud's quotes default to: the first one its catalog lists.

@@ -29,6 +29,7 @@ pub struct Settings {
     pub max_deadline: Duration,
     pub budget: Budget,
     pub simulator: SimulatorSettings,
+    pub catalog: CatalogSettings,
     /// Config files that were read, lowest precedence first.
     pub files: Vec<PathBuf>,
 }
@@ -39,6 +40,17 @@ pub struct SimulatorSettings {
     pub seed: Option<u64>,
     pub processes: bool,
     pub faults: herd_local::Faults,
+}
+
+/// `[catalog]`: where refreshed prices live, when they count as stale, and where the
+/// public price sources are (tests point these at 127.0.0.1).
+#[derive(Debug, Clone)]
+pub struct CatalogSettings {
+    /// `None`: no user data directory, so no overlay.
+    pub overlay_dir: Option<PathBuf>,
+    /// Prices older than this many days draw a warning.
+    pub max_price_age_days: i64,
+    pub endpoints: herd_catalog::refresh::Endpoints,
 }
 
 /// What flags contribute to the merge (the top layer).
@@ -153,6 +165,17 @@ struct Layer {
     max_deadline: Option<Duration>,
     budget: Option<BudgetLayer>,
     simulator: Option<SimulatorLayer>,
+    catalog: Option<CatalogLayer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogLayer {
+    overlay_dir: Option<PathBuf>,
+    max_price_age_days: Option<i64>,
+    aws_pricing_url: Option<String>,
+    azure_prices_url: Option<String>,
+    gcp_billing_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +218,9 @@ impl Layer {
         if let Some(d) = layer.simulator.as_mut().and_then(|s| s.state_dir.as_mut()) {
             *d = dir.join(&*d);
         }
+        if let Some(d) = layer.catalog.as_mut().and_then(|c| c.overlay_dir.as_mut()) {
+            *d = dir.join(&*d);
+        }
         Ok(Some(layer))
     }
 
@@ -228,7 +254,22 @@ impl Layer {
         let per_launch = money("HERD_BUDGET_PER_LAUNCH")?;
         let per_day = money("HERD_BUDGET_PER_DAY")?;
         let state_dir = env.var("HERD_SIM_DIR").map(PathBuf::from);
+        let catalog = CatalogLayer {
+            overlay_dir: env.var("HERD_CATALOG_DIR").map(PathBuf::from),
+            max_price_age_days: env
+                .var("HERD_MAX_PRICE_AGE_DAYS")
+                .map(|v| {
+                    v.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| {
+                        Error::config(format!("invalid HERD_MAX_PRICE_AGE_DAYS=`{v}`: not a number of days"))
+                    })
+                })
+                .transpose()?,
+            aws_pricing_url: env.var("HERD_AWS_PRICING_URL"),
+            azure_prices_url: env.var("HERD_AZURE_PRICES_URL"),
+            gcp_billing_url: env.var("HERD_GCP_BILLING_URL"),
+        };
         Ok(Layer {
+            catalog: Some(catalog),
             owner: env.var("HERD_OWNER"),
             cloud,
             region: env.var("HERD_REGION"),
@@ -319,6 +360,19 @@ impl Layer {
                 mine.faults = s.faults;
             }
         }
+        if let Some(c) = other.catalog {
+            let mine = self.catalog.get_or_insert_with(CatalogLayer::default);
+            macro_rules! take_catalog {
+                ($($f:ident),*) => { $( if c.$f.is_some() { mine.$f = c.$f; } )* };
+            }
+            take_catalog!(
+                overlay_dir,
+                max_price_age_days,
+                aws_pricing_url,
+                azure_prices_url,
+                gcp_billing_url
+            );
+        }
     }
 
     fn resolve(self, env: &dyn Env, files: Vec<PathBuf>) -> Result<Settings> {
@@ -334,6 +388,8 @@ impl Layer {
         }
         let budget = self.budget.unwrap_or_default();
         let sim = self.simulator.unwrap_or_default();
+        let cat = self.catalog.unwrap_or_default();
+        let default_endpoints = herd_catalog::refresh::Endpoints::default();
         let faults = sim.faults.unwrap_or_default();
         faults.validate()?;
         let keepalive_explicit = self.keepalive.is_some();
@@ -361,6 +417,17 @@ impl Layer {
                 seed: sim.seed,
                 processes: sim.processes.unwrap_or(true),
                 faults,
+            },
+            catalog: CatalogSettings {
+                overlay_dir: cat
+                    .overlay_dir
+                    .or_else(|| herd_catalog::overlay::default_dir(|k| env.var(k).map(Into::into))),
+                max_price_age_days: cat.max_price_age_days.unwrap_or(30),
+                endpoints: herd_catalog::refresh::Endpoints {
+                    aws: cat.aws_pricing_url.unwrap_or(default_endpoints.aws),
+                    azure: cat.azure_prices_url.unwrap_or(default_endpoints.azure),
+                    gcp: cat.gcp_billing_url.unwrap_or(default_endpoints.gcp),
+                },
             },
             files,
         })

@@ -360,7 +360,10 @@ fn catalog_filters() {
         assert!(r["vcpus"].as_u64().unwrap() >= 2, "{r}");
         assert_eq!(r["arch"], host);
     }
-    assert_eq!(sb.json(&["catalog", "--arch", other, "--json"]), Value::Array(vec![]));
+    assert_eq!(
+        sb.json(&["catalog", "--cloud", "local", "--arch", other, "--json"]),
+        Value::Array(vec![])
+    );
 
     let spot = sb.json(&[
         "catalog",
@@ -399,12 +402,15 @@ fn catalog_filters() {
 #[test]
 fn plan_ranks_by_price_and_explains_no_match() {
     let sb = Sandbox::new();
-    let plan = sb.json(&["plan", "--vcpus", "2", "--top", "5", "--json"]);
+    let plan = sb.json(&["plan", "--cloud", "local", "--vcpus", "2", "--top", "5", "--json"]);
     let offers = plan["offers"].as_array().unwrap();
     assert_eq!(offers.len(), 5);
     assert_eq!(
         plan["scanned"].as_u64().unwrap() as usize,
-        sb.json(&["catalog", "--json"]).as_array().unwrap().len()
+        sb.json(&["catalog", "--cloud", "local", "--json"])
+            .as_array()
+            .unwrap()
+            .len()
     );
     let prices: Vec<f64> = offers
         .iter()
@@ -413,14 +419,14 @@ fn plan_ranks_by_price_and_explains_no_match() {
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
     assert!(offers.iter().all(|o| o["vcpus"].as_u64().unwrap() >= 2));
 
-    let r = sb.fails(&["plan", "--vcpus", "2", "--max-price", "0.001"]);
+    let r = sb.fails(&["plan", "--cloud", "local", "--vcpus", "2", "--max-price", "0.001"]);
     assert!(r.stderr.contains("no offer meets all the constraints"), "{}", r.stderr);
     assert!(
         r.stderr.contains("hint: --max-price rules out the most"),
         "{}",
         r.stderr
     );
-    let r = sb.fails(&["plan", "--gpu", "a100"]);
+    let r = sb.fails(&["plan", "--cloud", "local", "--gpu", "a100"]);
     assert!(r.stderr.contains("hint: --gpu"), "{}", r.stderr);
 }
 

@@ -174,6 +174,8 @@ pub struct Catalog {
     type_index: HashMap<Cloud, HashMap<String, usize>>,
     /// Per offer: index of its type in `types` (`u32::MAX` for an offer of an unknown type).
     offer_type: Vec<u32>,
+    /// Per cloud: its offers' indices, so a query for one cloud scans only that cloud.
+    cloud_offers: BTreeMap<Cloud, Vec<u32>>,
     offer_index: OnceLock<HashMap<(Cloud, String, String, PurchaseOption), usize>>,
 }
 
@@ -206,6 +208,10 @@ impl Catalog {
             })
             .collect();
         self.type_index = type_index;
+        self.cloud_offers = BTreeMap::new();
+        for (i, o) in self.offers.iter().enumerate() {
+            self.cloud_offers.entry(o.cloud).or_default().push(i as u32);
+        }
         self.offer_index = OnceLock::new();
     }
 
@@ -422,11 +428,19 @@ impl Catalog {
     pub fn query(&self, q: &OfferQuery) -> QueryResult<'_> {
         let mut scanned = 0usize;
         let mut rows: Vec<OfferRow<'_>> = Vec::new();
-        for (oi, o) in self.offers.iter().enumerate() {
+        let selected: Box<dyn Iterator<Item = usize> + '_> = if q.clouds.is_empty() {
+            Box::new(0..self.offers.len())
+        } else {
+            Box::new(
+                self.cloud_offers
+                    .iter()
+                    .filter(|(c, _)| q.clouds.contains(c))
+                    .flat_map(|(_, v)| v.iter().map(|&i| i as usize)),
+            )
+        };
+        for oi in selected {
+            let o = &self.offers[oi];
             scanned += 1;
-            if !q.clouds.is_empty() && !q.clouds.contains(&o.cloud) {
-                continue;
-            }
             if let Some(p) = q.purchase {
                 if o.purchase != p {
                     continue;
@@ -592,7 +606,7 @@ impl OfferRow<'_> {
 #[derive(Debug)]
 pub struct QueryResult<'a> {
     pub rows: Vec<OfferRow<'a>>,
-    /// How many offers were examined.
+    /// How many offers were examined (those of the clouds asked for).
     pub scanned: usize,
 }
 

@@ -1,19 +1,22 @@
 //! `herd plan`: the cheapest offers that meet your constraints, ranked by price (ties by
-//! price per vCPU). When nothing matches, it says which constraint to relax.
+//! price per vCPU), or by price per vCPU or per GiB with `--sort`. When nothing matches,
+//! it says which constraint to relax. Offers whose price is unknown are never ranked.
 
 use std::cmp::Ordering;
 
-use herd_core::catalog::{OfferQuery, OfferRow, SortKey};
+use herd_core::catalog::{OfferQuery, OfferRow};
 use herd_core::{Arch, Catalog, Error, PurchaseOption};
 use serde::Serialize;
 
-use super::catalog::{offer_table, parse_clouds, parse_gib, parse_price, OfferJson};
-use crate::args::PlanArgs;
-use crate::catalogs;
+use super::catalog::{check_names, load, offer_table, parse_clouds, parse_gib, parse_price, price_age, OfferJson};
+use crate::args::{PlanArgs, SortBy};
 use crate::context::Context;
 
 /// The flags that constrain a plan, by name, so a failed plan can try dropping each.
-const CONSTRAINTS: [&str; 10] = [
+const CONSTRAINTS: [&str; 13] = [
+    "--family",
+    "--type",
+    "--cpu-family",
     "--vcpus",
     "--memory",
     "--arch",
@@ -31,38 +34,44 @@ struct PlanOut<'a> {
     scanned: usize,
     matched: usize,
     prices_as_of: Option<chrono::NaiveDate>,
+    prices_age_days: Option<i64>,
     offers: Vec<OfferJson<'a>>,
 }
 
 pub fn run(ctx: &Context, a: &PlanArgs) -> anyhow::Result<()> {
-    let catalog = catalogs::all();
+    let catalog = load(ctx)?;
     let q = query(a, None)?;
+    check_names(catalog, &q)?;
     let result = catalog.query(&q);
     let scanned = result.scanned;
     let mut rows = result.rows;
     if rows.is_empty() {
         return Err(no_match(catalog, a)?.into());
     }
-    rows.sort_by(rank);
+    // Other sort keys: the query sorted by them already, unknown prices last.
+    if a.sort == SortBy::Price {
+        rows.sort_by(rank);
+    }
     let matched = rows.len();
     rows.truncate(a.top.max(1));
     let as_of = catalog.oldest_price(rows.iter().map(|r| r.offer));
     if a.json {
-        return ctx.printer.json(&PlanOut {
+        ctx.printer.json(&PlanOut {
             scanned,
             matched,
             prices_as_of: as_of,
+            prices_age_days: as_of.map(|d| Catalog::age_days(d, chrono::Utc::now())),
             offers: rows.iter().map(|r| OfferJson::new(catalog, r)).collect(),
-        });
+        })?;
+        price_age(ctx, catalog, &rows, true);
+        return Ok(());
     }
     ctx.printer.table(&offer_table(&rows, true));
     ctx.printer.note(format!(
         "{matched} of {scanned} offers meet the constraints; showing the cheapest {}",
         rows.len()
     ));
-    if let Some(d) = as_of {
-        super::cost::price_age_note(ctx, catalog, d);
-    }
+    price_age(ctx, catalog, &rows, false);
     Ok(())
 }
 
@@ -81,7 +90,16 @@ fn rank(a: &OfferRow<'_>, b: &OfferRow<'_>) -> Ordering {
 fn query(a: &PlanArgs, without: Option<&str>) -> Result<OfferQuery, Error> {
     let on = |flag: &str| without != Some(flag);
     let mut q = OfferQuery::new();
-    q.sort = SortKey::Price;
+    q.sort = super::catalog::sort_key(a.sort);
+    if on("--family") {
+        q.families = a.family.clone();
+    }
+    if on("--type") {
+        q.types = a.types.clone();
+    }
+    if on("--cpu-family") {
+        q.cpu_family = a.cpu_family.clone();
+    }
     if on("--vcpus") {
         q.min_vcpus = a.vcpus;
     }
@@ -121,6 +139,9 @@ fn query(a: &PlanArgs, without: Option<&str>) -> Result<OfferQuery, Error> {
 
 fn is_set(a: &PlanArgs, flag: &str) -> bool {
     match flag {
+        "--family" => !a.family.is_empty(),
+        "--type" => !a.types.is_empty(),
+        "--cpu-family" => a.cpu_family.is_some(),
         "--vcpus" => a.vcpus.is_some(),
         "--memory" => a.memory.is_some(),
         "--arch" => a.arch.is_some(),

@@ -1,0 +1,146 @@
+//! `herd catalog refresh [--cloud ...] [--region GLOB]`: today's prices from each cloud's
+//! public price source, merged into the user's price overlay (one file per cloud), which
+//! wins over the bundled catalog from then on.
+
+use chrono::{NaiveDate, Utc};
+use herd_catalog::refresh::{self, GcpAuth, Http, Refreshed};
+use herd_catalog::{bundled, overlay, CLOUDS};
+use herd_core::{Cloud, Error, Result};
+use serde::Serialize;
+
+use crate::args::RefreshArgs;
+use crate::context::Context;
+
+#[derive(Serialize)]
+struct Outcome {
+    cloud: Cloud,
+    offers: usize,
+    regions: usize,
+    as_of: NaiveDate,
+    overlay: String,
+    /// Names the price source lists that the bundled catalog does not know.
+    unknown_types: usize,
+}
+
+pub fn run(ctx: &Context, a: &RefreshArgs) -> anyhow::Result<()> {
+    let explicit = !a.cloud.is_empty();
+    let clouds: Vec<Cloud> = if explicit {
+        let mut v = Vec::new();
+        for c in &a.cloud {
+            let cloud = c.parse::<Cloud>()?;
+            if cloud == Cloud::Local {
+                return Err(
+                    Error::invalid_spec("the simulator's prices are herd's own; there is nothing to refresh")
+                        .with_hint("refresh aws, gcp or azure")
+                        .into(),
+                );
+            }
+            v.push(cloud);
+        }
+        v
+    } else {
+        CLOUDS.to_vec()
+    };
+    let dir = ctx.settings.catalog.overlay_dir.clone().ok_or_else(|| {
+        Error::config("there is no user data directory to keep refreshed prices in")
+            .with_hint("set [catalog] overlay_dir in your config, or HERD_CATALOG_DIR")
+    })?;
+    let http = Http::new()?;
+    let today = Utc::now().date_naive();
+    let endpoints = &ctx.settings.catalog.endpoints;
+    let mut outcomes = Vec::new();
+    let mut failed: Option<Error> = None;
+    for cloud in clouds {
+        let quiet = a.json;
+        let mut progress = |m: &str| {
+            if !quiet {
+                ctx.printer.note(format!("fetching {m}"));
+            }
+        };
+        let result: Result<Refreshed> = match cloud {
+            Cloud::Aws => {
+                if !a.json {
+                    ctx.printer.note(
+                        "aws: on-demand prices only; spot prices need signed EC2 calls \
+                         (DescribeSpotPriceHistory), which the AWS backend provides",
+                    );
+                }
+                refresh::aws(&http, endpoints, &a.region, bundled(cloud), None, today, &mut progress)
+            }
+            Cloud::Azure => refresh::azure(&http, endpoints, &a.region, bundled(cloud), today, &mut progress),
+            Cloud::Gcp => match GcpAuth::from_env(|k| std::env::var(k).ok()) {
+                Ok(auth) => refresh::gcp(&http, endpoints, &auth, &a.region, bundled(cloud), today, &mut progress),
+                Err(e) if !explicit => {
+                    ctx.printer.warn(format!(
+                        "gcp: skipped: {}; {}",
+                        e.message(),
+                        e.hint().unwrap_or_default()
+                    ));
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+            Cloud::Local => continue,
+        };
+        match result.and_then(|r| save(&dir, r)) {
+            Ok(o) => {
+                if !a.json {
+                    ctx.printer.line(format!(
+                        "{}: {} offers in {} regions, prices as of {} -> {}",
+                        o.cloud, o.offers, o.regions, o.as_of, o.overlay
+                    ));
+                    if o.unknown_types > 0 {
+                        ctx.printer.note(format!(
+                            "{}: {} priced type(s) are not in the bundled catalog and were left out \
+                             (their specs are unknown; a newer herd knows them)",
+                            o.cloud, o.unknown_types
+                        ));
+                    }
+                }
+                outcomes.push(o);
+            }
+            Err(e) => {
+                let e = e.with_context("cloud", cloud.to_string());
+                ctx.printer.error(&anyhow::Error::new(Error::new(
+                    e.kind(),
+                    format!("{cloud}: {}", e.message()),
+                )));
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if a.json {
+        ctx.printer.json(&outcomes)?;
+    }
+    match failed {
+        Some(e) => Err(Error::new(e.kind(), "some price sources could not be refreshed")
+            .with_hint("the clouds that succeeded were saved; the others keep their previous prices")
+            .into()),
+        None => Ok(()),
+    }
+}
+
+/// Merges the refreshed prices over the existing overlay (a region-scoped refresh keeps
+/// the other regions' earlier refresh) and writes it.
+fn save(dir: &std::path::Path, r: Refreshed) -> Result<Outcome> {
+    let offers = r.catalog.offers().len();
+    let regions = r.catalog.regions(r.cloud).count();
+    let as_of = r.catalog.sources().iter().map(|s| s.as_of).max().unwrap_or_default();
+    let merged = match overlay::read(dir, r.cloud) {
+        Ok(Some((_, mut old))) => {
+            old.merge(r.catalog);
+            old
+        }
+        // A missing or damaged overlay is replaced.
+        _ => r.catalog,
+    };
+    let path = overlay::write(dir, r.cloud, &merged)?;
+    Ok(Outcome {
+        cloud: r.cloud,
+        offers,
+        regions,
+        as_of,
+        overlay: path.display().to_string(),
+        unknown_types: r.unknown_types.len(),
+    })
+}
