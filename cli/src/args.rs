@@ -67,6 +67,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Find and delete what herd left behind (volumes, overdue instances).
     Reap(ReapArgs),
+    /// Benchmark one workload across instance types, regions and markets; rank by work
+    /// per dollar and time to result.
+    Sweep(SweepArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -407,4 +410,67 @@ mod tests {
         let e = Cli::try_parse_from(["herd", "launch", "l1.small", "-n", "1e9"]).unwrap_err();
         assert!(e.to_string().contains("not a whole number"), "{e}");
     }
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub command: SweepCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepCommand {
+    /// Expand a spec's matrix: every cell, dropped combinations with the reason, and the
+    /// worst-case cost against the sweep's budget. Launches nothing.
+    Plan(SweepPlanArgs),
+    /// Run a sweep (resuming it: repetitions already in the ledger are not run again).
+    Run(SweepRunArgs),
+    /// Rank a sweep's cells and write the report (table, CSV, JSON, charts, HTML).
+    Report(SweepReportArgs),
+    /// List the sweeps in the ledger.
+    Ls(SweepLsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepPlanArgs {
+    /// The sweep spec (TOML), e.g. examples/compress/sweep.toml.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepRunArgs {
+    /// The sweep spec (TOML).
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    /// Also write the report into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Cells at once (overrides the spec's `concurrency`).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Print the plan and its worst case; launch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepReportArgs {
+    /// A sweep id or name (`herd sweep ls`), or the spec file.
+    #[arg(value_name = "SWEEP")]
+    pub sweep: String,
+    /// Write the report (index.html, report.csv, report.json, SVG and PNG charts) here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The scores as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepLsArgs {
+    #[arg(long)]
+    pub json: bool,
 }

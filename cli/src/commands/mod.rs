@@ -9,6 +9,7 @@ mod launch;
 mod ls;
 mod plan;
 mod reap;
+mod sweep;
 
 use crate::args::{Cli, Command, CostCommand};
 use crate::context::Context;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Catalog(a) => catalog::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
         Command::Reap(a) => reap::run(&ctx, a),
+        Command::Sweep(a) => sweep::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
     };
     if ctx.verbose {

@@ -54,17 +54,30 @@ pub fn scatter(c: &mut dyn Canvas, s: &Scores) {
     for w in front.windows(2) {
         c.line(fx(w[0].1), fy(w[0].2), fx(w[1].1), fy(w[1].2), Rgb::RED, 2.0);
     }
+    // Labels go where they overlap no earlier label: right or left, above or below.
+    let mut placed: Vec<(f64, f64, f64)> = Vec::new();
     for (cell, x, y) in &pts {
         let color = if cell.pareto { Rgb::RED } else { Rgb::BLUE };
-        c.circle(fx(*x), fy(*y), 5.0, color);
+        let (cx, cy) = (fx(*x), fy(*y));
+        c.circle(cx, cy, 5.0, color);
         let l = label(cell);
-        let right = fx(*x) + 8.0 + text_width(&l, 1) < px1;
-        let (lx, a) = if right {
-            (fx(*x) + 8.0, Anchor::Start)
-        } else {
-            (fx(*x) - 8.0, Anchor::End)
+        let w = text_width(&l, 1);
+        let spots = [
+            (cx + 8.0, cy - 9.0),
+            (cx + 8.0, cy + 10.0),
+            (cx - 8.0 - w, cy - 9.0),
+            (cx - 8.0 - w, cy + 10.0),
+        ];
+        let fits = |&(lx, ly): &(f64, f64)| {
+            lx >= px0
+                && lx + w <= px1
+                && !placed
+                    .iter()
+                    .any(|&(ax, ay, aw)| lx < ax + aw && ax < lx + w && (ly - ay).abs() < 10.0)
         };
-        c.text(lx, fy(*y) - 9.0, &l, a, 1, Rgb::BLACK);
+        let (lx, ly) = spots.iter().copied().find(|s| fits(s)).unwrap_or(spots[0]);
+        placed.push((lx, ly, w));
+        c.text(lx, ly, &l, Anchor::Start, 1, Rgb::BLACK);
     }
 }
 
