@@ -18,6 +18,9 @@ pub struct ResolvedImage {
     pub arch: Arch,
     /// The root volume's device, so it can be marked delete-on-termination.
     pub root_device: Option<String>,
+    /// The root volume's snapshot and size, repeated in the override (emulators want them).
+    pub root_snapshot: Option<String>,
+    pub root_size_gib: Option<i32>,
 }
 
 /// Images already resolved, per (region, image or arch): one DescribeImages per process.
@@ -127,10 +130,18 @@ fn to_resolved(image: &Image) -> Result<ResolvedImage> {
             image.architecture()
         ))
     })?;
+    let root_device = image.root_device_name().map(str::to_string);
+    let root = image
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == root_device.as_deref())
+        .and_then(|m| m.ebs());
     Ok(ResolvedImage {
         id,
         arch,
-        root_device: image.root_device_name().map(str::to_string),
+        root_device,
+        root_snapshot: root.and_then(|e| e.snapshot_id()).map(str::to_string),
+        root_size_gib: root.and_then(|e| e.volume_size()),
     })
 }
 
@@ -144,6 +155,8 @@ mod tests {
             id: "ami-1".into(),
             arch: Arch::Arm64,
             root_device: None,
+            root_snapshot: None,
+            root_size_gib: None,
         };
         let e = check_arch(img.clone(), Arch::X86_64, "t3.micro").unwrap_err();
         assert_eq!(e.kind(), herd_core::ErrorKind::InvalidSpec);

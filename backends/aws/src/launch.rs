@@ -151,7 +151,13 @@ pub async fn run(
         call = call.block_device_mappings(
             BlockDeviceMapping::builder()
                 .device_name(dev)
-                .ebs(EbsBlockDevice::builder().delete_on_termination(true).build())
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .set_snapshot_id(p.image.root_snapshot.clone())
+                        .set_volume_size(p.image.root_size_gib)
+                        .delete_on_termination(true)
+                        .build(),
+                )
                 .build(),
         );
     }

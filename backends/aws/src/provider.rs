@@ -299,6 +299,7 @@ impl Provider for AwsProvider {
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {
         let home = self.clients.get(&self.default_region).await;
         let regions = reap::enabled_regions(&home).await?;
+        // Regions are independent: ask them all at once (tens of regions, six calls each).
         let mut set = tokio::task::JoinSet::new();
         for region in regions {
             let client = self.clients.get(&region).await;
