@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, a: &RefreshArgs) -> anyhow::Result<()> {
     let today = Utc::now().date_naive();
     let endpoints = &ctx.settings.catalog.endpoints;
     let mut outcomes = Vec::new();
-    let mut failed: Option<Error> = None;
+    let mut failed: Vec<Error> = Vec::new();
     for cloud in clouds {
         let quiet = a.json;
         let mut progress = |m: &str| {
@@ -100,24 +100,30 @@ pub fn run(ctx: &Context, a: &RefreshArgs) -> anyhow::Result<()> {
                 outcomes.push(o);
             }
             Err(e) => {
-                let e = e.with_context("cloud", cloud.to_string());
-                ctx.printer.error(&anyhow::Error::new(Error::new(
-                    e.kind(),
-                    format!("{cloud}: {}", e.message()),
-                )));
-                failed.get_or_insert(e);
+                let mut named = Error::new(e.kind(), format!("{cloud}: {}", e.message()));
+                if let Some(h) = e.hint() {
+                    named = named.with_hint(h.to_string());
+                }
+                failed.push(named);
             }
         }
     }
     if a.json {
         ctx.printer.json(&outcomes)?;
     }
-    match failed {
-        Some(e) => Err(Error::new(e.kind(), "some price sources could not be refreshed")
-            .with_hint("the clouds that succeeded were saved; the others keep their previous prices")
-            .into()),
-        None => Ok(()),
+    if failed.len() == 1 && outcomes.is_empty() {
+        return Err(failed.remove(0).into());
     }
+    let Some(first) = failed.first() else {
+        return Ok(());
+    };
+    let kind = first.kind();
+    for e in failed {
+        ctx.printer.error(&anyhow::Error::new(e));
+    }
+    Err(Error::new(kind, "some price sources could not be refreshed")
+        .with_hint("the clouds that succeeded were saved; the others keep their previous prices")
+        .into())
 }
 
 /// Merges the refreshed prices over the existing overlay (a region-scoped refresh keeps

@@ -1,0 +1,330 @@
+//! End-to-end tests of `herd catalog` and `herd plan` over the real bundled catalogs,
+//! and `herd catalog refresh` against recorded Azure Retail Prices pages served from
+//! 127.0.0.1. Clean environment, temp HOME, no network.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const HERD: &str = env!("CARGO_BIN_EXE_herd");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn herd(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(HERD);
+    c.args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("USER", "tester")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let r = herd(home, args, env);
+    assert_eq!(r.code, 0, "herd {args:?}:\n{}{}", r.stdout, r.stderr);
+    r
+}
+
+fn json(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let r = ok(home, args, env);
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+fn amount(v: &Value) -> f64 {
+    v["hourly"]["amount"].as_str().unwrap().parse().unwrap()
+}
+
+/// Never stale, so no warning depends on today's date.
+const FRESH: (&str, &str) = ("HERD_MAX_PRICE_AGE_DAYS", "1000000");
+
+#[test]
+fn bundled_prices_carry_source_and_date() {
+    let home = tempfile::tempdir().unwrap();
+    let args = [
+        "catalog",
+        "--cloud",
+        "aws",
+        "--type",
+        "c7g.large",
+        "--region",
+        "us-east-1",
+        "--on-demand",
+        "--json",
+    ];
+    let rows = json(home.path(), &args, &[FRESH]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r["hourly"]["amount"], "0.077");
+    assert_eq!(r["arch"], "arm64");
+    assert_eq!(r["cpu_family"], "Graviton3");
+    assert_eq!(r["price_as_of"], "2025-03-02");
+    assert!(r["price_source"].as_str().unwrap().contains("libcloud"));
+
+    // Past the threshold: a warning on stderr that names the date and the remedy.
+    let table = ok(
+        home.path(),
+        &[
+            "catalog",
+            "--cloud",
+            "aws",
+            "--type",
+            "c7g.large",
+            "--region",
+            "us-east-1",
+        ],
+        &[("HERD_MAX_PRICE_AGE_DAYS", "0")],
+    );
+    assert!(
+        table.stderr.contains("warning: prices as of 2025-03-02"),
+        "{}",
+        table.stderr
+    );
+    assert!(table.stderr.contains("herd catalog refresh"), "{}", table.stderr);
+    let fresh = ok(
+        home.path(),
+        &[
+            "catalog",
+            "--cloud",
+            "aws",
+            "--type",
+            "c7g.large",
+            "--region",
+            "us-east-1",
+        ],
+        &[FRESH],
+    );
+    assert!(!fresh.stderr.contains("warning"), "{}", fresh.stderr);
+    assert!(fresh.stderr.contains("prices as of 2025-03-02"), "{}", fresh.stderr);
+}
+
+#[test]
+fn plan_arm64_across_all_clouds() {
+    let home = tempfile::tempdir().unwrap();
+    let plan = json(
+        home.path(),
+        &["plan", "--vcpus", "8", "--arch", "arm64", "--top", "20", "--json"],
+        &[FRESH],
+    );
+    assert!(plan["scanned"].as_u64().unwrap() > 30_000, "{}", plan["scanned"]);
+    let offers = plan["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 20);
+    assert!(offers
+        .iter()
+        .all(|o| o["arch"] == "arm64" && o["vcpus"].as_u64().unwrap() >= 8));
+    let prices: Vec<f64> = offers.iter().map(amount).collect();
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
+    assert!(plan["prices_age_days"].as_i64().unwrap() > 0);
+
+    let per_vcpu = json(
+        home.path(),
+        &[
+            "plan",
+            "--cloud",
+            "gcp",
+            "--region",
+            "europe-*",
+            "--vcpus",
+            "4",
+            "--sort",
+            "price-per-vcpu",
+            "--json",
+        ],
+        &[FRESH],
+    );
+    let offers = per_vcpu["offers"].as_array().unwrap();
+    assert!(!offers.is_empty());
+    let ratios: Vec<f64> = offers
+        .iter()
+        .map(|o| amount(o) / o["vcpus"].as_f64().unwrap())
+        .collect();
+    assert!(ratios.windows(2).all(|w| w[0] <= w[1] + 1e-9), "{ratios:?}");
+    assert!(offers
+        .iter()
+        .all(|o| o["region"].as_str().unwrap().starts_with("europe-")));
+}
+
+#[test]
+fn families_spot_and_unknown_prices() {
+    let home = tempfile::tempdir().unwrap();
+    let fams = json(
+        home.path(),
+        &["catalog", "--cloud", "aws", "--families", "--json"],
+        &[FRESH],
+    );
+    let c7g = fams.as_array().unwrap().iter().find(|f| f["family"] == "c7g").unwrap();
+    assert_eq!(c7g["arch"], Value::Array(vec!["arm64".into()]));
+    assert!(c7g["types"].as_u64().unwrap() >= 8);
+
+    let spot = json(
+        home.path(),
+        &[
+            "catalog",
+            "--cloud",
+            "azure",
+            "--family",
+            "Dsv3",
+            "--spot",
+            "--region",
+            "westeurope",
+            "--json",
+        ],
+        &[FRESH],
+    );
+    let spot = spot.as_array().unwrap();
+    assert!(!spot.is_empty());
+    assert!(spot.iter().all(|o| o["purchase"] == "spot" && o["family"] == "Dsv3"));
+
+    // m8g.large in us-east-1: 0.0 in libcloud and absent from the 2024 list.
+    let unpriced = ["catalog", "--type", "m8g.large", "--region", "us-east-1", "--json"];
+    assert_eq!(json(home.path(), &unpriced, &[FRESH]), Value::Array(vec![]));
+    let mut with = unpriced.to_vec();
+    with.push("--unpriced");
+    let rows = json(home.path(), &with, &[FRESH]);
+    assert_eq!(rows[0]["hourly"], Value::Null, "unknown, never free");
+}
+
+#[test]
+fn unknown_names_get_suggestions() {
+    let home = tempfile::tempdir().unwrap();
+    let r = herd(home.path(), &["catalog", "--type", "c7g.larg"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("did you mean `c7g.large`"), "{}", r.stderr);
+    let r = herd(home.path(), &["plan", "--cloud", "gcp", "--family", "n2x"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("`n2d`") || r.stderr.contains("`n2`"), "{}", r.stderr);
+    let r = herd(home.path(), &["plan", "--cloud", "aws", "--region", "us-est-1"], &[]);
+    assert!(r.stderr.contains("did you mean `us-east-1`"), "{}", r.stderr);
+    let r = herd(home.path(), &["catalog", "refresh", "--cloud", "local"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nothing to refresh"), "{}", r.stderr);
+}
+
+#[test]
+fn refresh_gcp_needs_credentials() {
+    let home = tempfile::tempdir().unwrap();
+    let r = herd(home.path(), &["catalog", "refresh", "--cloud", "gcp"], &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("HERD_GCP_API_KEY"), "{}", r.stderr);
+}
+
+fn recorded(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../catalog/tests/recorded")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Serves the recorded Azure Retail Prices pages (page 2 when `$skip=3` is asked).
+fn azure_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let b = base.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let body = if first.contains("$skip=3") {
+                recorded("azure/page2.json")
+            } else {
+                recorded("azure/page1.json")
+            }
+            .replace("NEXT", &b);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+#[test]
+fn refresh_writes_an_overlay_that_wins() {
+    let home = tempfile::tempdir().unwrap();
+    let overlay = home.path().join("prices");
+    let url = format!("{}/api/retail/prices", azure_server());
+    let env = [
+        ("HERD_AZURE_PRICES_URL", url.as_str()),
+        ("HERD_CATALOG_DIR", overlay.to_str().unwrap()),
+        FRESH,
+    ];
+    let r = ok(home.path(), &["catalog", "refresh", "--cloud", "azure"], &env);
+    assert!(r.stdout.contains("azure: "), "{}", r.stdout);
+    assert!(overlay.join("azure.bin").is_file());
+    let args = [
+        "catalog",
+        "--cloud",
+        "azure",
+        "--type",
+        "Standard_D2s_v3",
+        "--region",
+        "eastus",
+        "--json",
+    ];
+    let rows = json(home.path(), &args, &env);
+    let rows = rows.as_array().unwrap();
+    let od = rows.iter().find(|o| o["purchase"] == "on-demand").unwrap();
+    assert_eq!(od["hourly"]["amount"], "0.09");
+    assert_eq!(od["price_source"], "Azure Retail Prices API");
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert_eq!(od["price_as_of"], today.as_str());
+    let spot = rows.iter().find(|o| o["purchase"] == "spot").unwrap();
+    assert_eq!(spot["hourly"]["amount"], "0.011");
+    // Regions the refresh did not cover keep their bundled prices.
+    let other = json(
+        home.path(),
+        &[
+            "catalog",
+            "--cloud",
+            "azure",
+            "--type",
+            "Standard_D2s_v3",
+            "--region",
+            "japaneast",
+            "--on-demand",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(other[0]["price_as_of"], "2025-03-02");
+    // A damaged overlay is an error with a way out, not silently ignored.
+    std::fs::write(overlay.join("azure.bin"), b"garbage").unwrap();
+    let r = herd(home.path(), &args, &env);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("damaged") && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+}
