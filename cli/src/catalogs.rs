@@ -63,7 +63,18 @@ pub fn all() -> &'static Catalog {
     }
 }
 
-/// The region a cloud's quotes default to: the first one its catalog lists.
+/// The region a cloud's quotes default to: the cloud's best-known region (the one its
+/// own consoles and docs default to) if the catalog has it, else the first it lists.
 pub fn default_region(cloud: Cloud) -> Option<String> {
-    all().regions(cloud).next().map(|r| r.name.clone())
+    let preferred = match cloud {
+        Cloud::Aws => Some("us-east-1"),
+        Cloud::Gcp => Some("us-central1"),
+        Cloud::Azure => Some("eastus"),
+        Cloud::Local => None,
+    };
+    let mut regions = all().regions(cloud);
+    match preferred.and_then(|p| all().regions(cloud).find(|r| r.name == p)) {
+        Some(r) => Some(r.name.clone()),
+        None => regions.next().map(|r| r.name.clone()),
+    }
 }
