@@ -509,7 +509,9 @@ impl Shared {
             let mut spec = LaunchSpec::new(&cell.instance_type, 1)
                 .region(&cell.region)
                 .market(cell.market)
-                .deadline(self.timeout)
+                // The cell's own timer ends it at `timeout`; the cloud's deadline backs it
+                // up, never shorter than the launcher accepts (the billing minimum).
+                .deadline(self.timeout.max(run.launcher.guardrails().min_deadline))
                 .cluster(herd_core::tags::sanitize_value(&self.sweep_id))
                 .tag(TAG_SWEEP, &self.sweep_id)
                 .tag(TAG_CELL, &cell.id);

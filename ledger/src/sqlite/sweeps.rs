@@ -42,7 +42,15 @@ impl SweepStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sweep_id, cell_id) DO UPDATE SET \
                  status = excluded.status, error = excluded.error, output_tail = excluded.output_tail, \
                  events = excluded.events, updated_at = excluded.updated_at",
-                params![c.sweep_id, c.cell_id, c.status, c.error, c.output_tail, events, ts(c.updated_at)],
+                params![
+                    c.sweep_id,
+                    c.cell_id,
+                    c.status,
+                    c.error,
+                    c.output_tail,
+                    events,
+                    ts(c.updated_at)
+                ],
             )
             .map_err(self.err())?;
             Ok(())
