@@ -145,9 +145,18 @@ pub fn encode(catalog: &Catalog, cloud: Cloud) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A catalog's parts before indexing, so several can be combined and indexed once.
+pub type Parts = (Vec<InstanceType>, Vec<Offer>, Vec<PriceSource>, Vec<Region>);
+
 /// Decodes what [`encode`] wrote. `what` names the data in errors (a file path, "bundled
 /// AWS catalog").
 pub fn decode(bytes: &[u8], what: &str) -> Result<(Cloud, Catalog)> {
+    let (cloud, (types, offers, sources, regions)) = decode_parts(bytes, what)?;
+    Ok((cloud, Catalog::new(types, offers, sources, regions)))
+}
+
+/// [`decode`] without building the catalog's indexes.
+pub fn decode_parts(bytes: &[u8], what: &str) -> Result<(Cloud, Parts)> {
     let mut r = Reader { b: bytes, at: 0, what };
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(r.bad("not a herd catalog file (wrong header)"));
@@ -268,7 +277,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<(Cloud, Catalog)> {
     if r.at != bytes.len() {
         return Err(r.bad("trailing bytes"));
     }
-    Ok((cloud, Catalog::new(types, offers, sources, regions)))
+    Ok((cloud, (types, offers, sources, regions)))
 }
 
 trait DaysFromCe {

@@ -35,15 +35,15 @@ pub fn bundled_bytes(cloud: Cloud) -> Option<&'static [u8]> {
     }
 }
 
-fn decode_bundled(cloud: Cloud) -> Catalog {
+fn decode_bundled(cloud: Cloud) -> codec::Parts {
     match bundled_bytes(cloud) {
         // The data is generated and checked by tests; damage here is a build defect.
         Some(b) => {
-            codec::decode(b, &format!("the bundled {cloud} catalog"))
+            codec::decode_parts(b, &format!("the bundled {cloud} catalog"))
                 .unwrap_or_else(|e| panic!("{e}"))
                 .1
         }
-        None => Catalog::default(),
+        None => Default::default(),
     }
 }
 
@@ -51,7 +51,10 @@ fn decode_bundled(cloud: Cloud) -> Catalog {
 pub fn bundled(cloud: Cloud) -> &'static Catalog {
     static CELLS: [OnceLock<Catalog>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let i = Cloud::ALL.iter().position(|c| *c == cloud).unwrap_or(0);
-    CELLS[i].get_or_init(|| decode_bundled(cloud))
+    CELLS[i].get_or_init(|| {
+        let (types, offers, sources, regions) = decode_bundled(cloud);
+        Catalog::new(types, offers, sources, regions)
+    })
 }
 
 /// How fresh one cloud's prices are: the bundled data's newest source, and the overlay's
@@ -83,16 +86,31 @@ impl Catalogs {
     pub fn load_with(overlay_dir: Option<&Path>, clouds: &[Cloud], extra: Vec<Catalog>) -> Result<Catalogs> {
         let mut parts = Vec::with_capacity(clouds.len() + extra.len());
         let mut freshness = Vec::new();
+        // Each cloud's data is independent: decode them side by side.
+        let mut decoded: Vec<codec::Parts> = std::thread::scope(|s| {
+            let handles: Vec<std::thread::ScopedJoinHandle<'_, codec::Parts>> =
+                clouds.iter().map(|&c| s.spawn(move || decode_bundled(c))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .rev()
+        .collect();
         for &cloud in clouds {
-            let mut c = decode_bundled(cloud);
-            let bundled_as_of = c.sources().iter().map(|s| s.as_of).max();
+            let mut c = decoded.pop().unwrap_or_default();
+            let bundled_as_of = c.2.iter().map(|s| s.as_of).max();
             let mut overlay_info = None;
             if let Some(dir) = overlay_dir {
                 if let Some((path, o)) = overlay::read(dir, cloud)? {
                     if let Some(d) = o.sources().iter().map(|s| s.as_of).max() {
                         overlay_info = Some((path, d));
                     }
-                    c.merge(o);
+                    // Only a refreshed cloud pays for the keyed merge.
+                    let mut merged = Catalog::new(c.0, c.1, c.2, c.3);
+                    merged.merge(o);
+                    c = merged.into_parts();
                 }
             }
             freshness.push(Freshness {
@@ -102,7 +120,7 @@ impl Catalogs {
             });
             parts.push(c);
         }
-        parts.extend(extra);
+        parts.extend(extra.into_iter().map(Catalog::into_parts));
         Ok(Catalogs {
             catalog: concat(parts),
             freshness,
@@ -110,14 +128,17 @@ impl Catalogs {
     }
 }
 
-/// One catalog from several whose (cloud, type) and offer keys do not overlap.
-pub fn concat(parts: Vec<Catalog>) -> Catalog {
-    if parts.len() == 1 {
-        return parts.into_iter().next().unwrap_or_default();
-    }
-    let (mut types, mut offers, mut sources, mut regions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for part in parts {
-        let (t, o, s, r) = part.into_parts();
+/// One catalog from parts whose (cloud, type) and offer keys do not overlap, indexed once.
+/// The largest part's vectors are kept and the others appended, so the bulk of the
+/// offers is never copied.
+pub fn concat(mut parts: Vec<codec::Parts>) -> Catalog {
+    let Some(big) = (0..parts.len()).max_by_key(|&i| parts[i].1.len()) else {
+        return Catalog::default();
+    };
+    let (mut types, mut offers, mut sources, mut regions) = parts.swap_remove(big);
+    types.reserve(parts.iter().map(|p| p.0.len()).sum());
+    offers.reserve(parts.iter().map(|p| p.1.len()).sum());
+    for (t, o, s, r) in parts {
         let base = sources.len() as u32;
         types.extend(t);
         offers.extend(o.into_iter().map(|mut o| {

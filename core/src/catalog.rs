@@ -197,21 +197,37 @@ impl Catalog {
         for (i, t) in self.types.iter().enumerate() {
             type_index.entry(t.cloud).or_default().insert(t.name.clone(), i);
         }
+        // Offers of one type usually come together (one per region and purchase), so
+        // the previous offer's answer saves most of the hashing.
+        let mut last: Option<(Cloud, &str, u32)> = None;
         self.offer_type = self
             .offers
             .iter()
             .map(|o| {
-                type_index
+                if let Some((c, name, i)) = last {
+                    if c == o.cloud && name == o.instance_type {
+                        return i;
+                    }
+                }
+                let i = type_index
                     .get(&o.cloud)
                     .and_then(|m| m.get(o.instance_type.as_str()))
-                    .map_or(u32::MAX, |&i| i as u32)
+                    .map_or(u32::MAX, |&i| i as u32);
+                last = Some((o.cloud, o.instance_type.as_str(), i));
+                i
             })
             .collect();
         self.type_index = type_index;
-        self.cloud_offers = BTreeMap::new();
+        let mut by_cloud: [Vec<u32>; Cloud::ALL.len()] = Default::default();
         for (i, o) in self.offers.iter().enumerate() {
-            self.cloud_offers.entry(o.cloud).or_default().push(i as u32);
+            let c = Cloud::ALL.iter().position(|c| *c == o.cloud).unwrap_or(0);
+            by_cloud[c].push(i as u32);
         }
+        self.cloud_offers = Cloud::ALL
+            .into_iter()
+            .zip(by_cloud)
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
         self.offer_index = OnceLock::new();
     }
 
