@@ -40,6 +40,9 @@ pub struct GlobalArgs {
     /// happened, and the API calls a command made.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// The AWS profile to use (from ~/.aws/config; SSO profiles work too).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -16,6 +16,7 @@ pub const VM_AGENT: &str = "__vm-agent";
 pub fn provider(cloud: Cloud, settings: &Settings) -> Result<Arc<dyn Provider>> {
     match cloud {
         Cloud::Local => Ok(Arc::new(local(settings)?)),
+        Cloud::Aws => Ok(Arc::new(aws(settings))),
         other => Err(
             Error::unsupported(format!("this herd was built without the {other} backend"))
                 .with_hint("use the simulator (`--cloud local`, the default) until that backend lands"),
@@ -34,6 +35,22 @@ fn local(settings: &Settings) -> Result<LocalProvider> {
         b = b.seed(seed);
     }
     b.build()
+}
+
+/// EC2 with the bundled catalog plus any refreshed prices (`herd catalog refresh`), so
+/// live spot prices become launchable. Builds no SDK client until a command calls EC2.
+fn aws(settings: &Settings) -> herd_aws::AwsProvider {
+    let a = &settings.aws;
+    let mut cfg = herd_aws::AwsConfig::new(&settings.owner, a.key_dir.clone());
+    cfg.profile = a.profile.clone();
+    cfg.region = a.region.clone().or_else(|| settings.region.clone());
+    cfg.endpoint = a.endpoint.clone();
+    cfg.ssh_cidr = a.ssh_cidr.clone();
+    cfg.image_x86_64 = a.image_x86_64.clone();
+    cfg.image_arm64 = a.image_arm64.clone();
+    herd_aws::AwsProvider::builder(cfg)
+        .catalog(crate::catalogs::all().clone())
+        .build()
 }
 
 /// One binary serves both roles: the simulator starts `herd __vm-agent ...` per VM.

@@ -30,6 +30,7 @@ pub struct Settings {
     pub budget: Budget,
     pub simulator: SimulatorSettings,
     pub catalog: CatalogSettings,
+    pub aws: AwsSettings,
     /// Config files that were read, lowest precedence first.
     pub files: Vec<PathBuf>,
 }
@@ -53,6 +54,24 @@ pub struct CatalogSettings {
     pub endpoints: herd_catalog::refresh::Endpoints,
 }
 
+/// `[aws]`: how to reach EC2. Credentials are not settings: aws-config's default chain
+/// (environment, profiles, SSO, instance roles) finds them.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// A profile of ~/.aws/config (`--profile`, `HERD_AWS_PROFILE`).
+    pub profile: Option<String>,
+    /// The default region on AWS; `None`: `region`, then the profile's or AWS_REGION.
+    pub region: Option<String>,
+    /// Another EC2 endpoint (an emulator); `AWS_ENDPOINT_URL` also works.
+    pub endpoint: Option<String>,
+    /// Who may SSH in; `None`: this machine's public address.
+    pub ssh_cidr: Option<String>,
+    pub image_x86_64: Option<String>,
+    pub image_arm64: Option<String>,
+    /// Where per-owner private keys are kept (0600).
+    pub key_dir: PathBuf,
+}
+
 /// What flags contribute to the merge (the top layer).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -62,6 +81,8 @@ pub struct Overrides {
     pub deadline: Option<String>,
     pub keepalive: Option<String>,
     pub budget_per_launch: Option<String>,
+    /// `--profile`: an AWS profile.
+    pub profile: Option<String>,
 }
 
 /// Where the environment comes from; tests pass a map instead of the process's.
@@ -166,6 +187,19 @@ struct Layer {
     budget: Option<BudgetLayer>,
     simulator: Option<SimulatorLayer>,
     catalog: Option<CatalogLayer>,
+    aws: Option<AwsLayer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsLayer {
+    profile: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    ssh_cidr: Option<String>,
+    image_x86_64: Option<String>,
+    image_arm64: Option<String>,
+    key_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +255,9 @@ impl Layer {
         if let Some(d) = layer.catalog.as_mut().and_then(|c| c.overlay_dir.as_mut()) {
             *d = dir.join(&*d);
         }
+        if let Some(d) = layer.aws.as_mut().and_then(|a| a.key_dir.as_mut()) {
+            *d = dir.join(&*d);
+        }
         Ok(Some(layer))
     }
 
@@ -268,7 +305,17 @@ impl Layer {
             azure_prices_url: env.var("HERD_AZURE_PRICES_URL"),
             gcp_billing_url: env.var("HERD_GCP_BILLING_URL"),
         };
+        let aws = AwsLayer {
+            profile: env.var("HERD_AWS_PROFILE"),
+            region: env.var("HERD_AWS_REGION"),
+            endpoint: env.var("HERD_AWS_ENDPOINT"),
+            ssh_cidr: env.var("HERD_AWS_SSH_CIDR"),
+            image_x86_64: env.var("HERD_AWS_IMAGE_X86_64"),
+            image_arm64: env.var("HERD_AWS_IMAGE_ARM64"),
+            key_dir: env.var("HERD_AWS_KEY_DIR").map(PathBuf::from),
+        };
         Ok(Layer {
+            aws: Some(aws),
             catalog: Some(catalog),
             owner: env.var("HERD_OWNER"),
             cloud,
@@ -317,6 +364,10 @@ impl Layer {
                     per_launch: Some(m),
                     per_day: None,
                 }),
+            aws: f.profile.clone().map(|p| AwsLayer {
+                profile: Some(p),
+                ..AwsLayer::default()
+            }),
             ..Layer::default()
         })
     }
@@ -360,6 +411,13 @@ impl Layer {
                 mine.faults = s.faults;
             }
         }
+        if let Some(a) = other.aws {
+            let mine = self.aws.get_or_insert_with(AwsLayer::default);
+            macro_rules! take_aws {
+                ($($f:ident),*) => { $( if a.$f.is_some() { mine.$f = a.$f; } )* };
+            }
+            take_aws!(profile, region, endpoint, ssh_cidr, image_x86_64, image_arm64, key_dir);
+        }
         if let Some(c) = other.catalog {
             let mine = self.catalog.get_or_insert_with(CatalogLayer::default);
             macro_rules! take_catalog {
@@ -376,6 +434,24 @@ impl Layer {
     }
 
     fn resolve(self, env: &dyn Env, files: Vec<PathBuf>) -> Result<Settings> {
+        let aws = self.aws.unwrap_or_default();
+        let aws = AwsSettings {
+            profile: aws.profile,
+            region: aws.region,
+            endpoint: aws.endpoint,
+            ssh_cidr: aws.ssh_cidr,
+            image_x86_64: aws.image_x86_64,
+            image_arm64: aws.image_arm64,
+            key_dir: aws.key_dir.unwrap_or_else(|| {
+                env.var("XDG_DATA_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| env.var("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                    .or_else(dirs::data_dir)
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join("herd")
+                    .join("keys")
+            }),
+        };
         let defaults = Guardrails::default();
         let raw_owner = self
             .owner
@@ -429,6 +505,7 @@ impl Layer {
                     gcp: cat.gcp_billing_url.unwrap_or(default_endpoints.gcp),
                 },
             },
+            aws,
             files,
         })
     }
@@ -681,6 +758,34 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
         let e = env(&[("HERD_CONFIG", "/nonexistent/herd/config.toml")]);
         assert!(Settings::load_from(&Overrides::default(), &e, tmp.path()).is_err());
+    }
+
+    #[test]
+    fn aws_section_env_and_profile_flag() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "herd.toml",
+            "[aws]\nprofile = \"ml\"\nregion = \"eu-west-1\"\nkey_dir = \"keys\"\n",
+        );
+        let e = env(&[
+            ("HOME", tmp.path().to_str().unwrap()),
+            ("HERD_AWS_SSH_CIDR", "203.0.113.7/32"),
+        ]);
+        let s = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap();
+        assert_eq!(s.aws.profile.as_deref(), Some("ml"));
+        assert_eq!(s.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s.aws.ssh_cidr.as_deref(), Some("203.0.113.7/32"));
+        assert_eq!(s.aws.key_dir, tmp.path().join("keys"));
+        let flags = Overrides {
+            profile: Some("other".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_from(&flags, &e, tmp.path()).unwrap();
+        assert_eq!(s.aws.profile.as_deref(), Some("other"), "the flag wins");
+        write(tmp.path(), "herd.toml", "[aws]\nprofil = \"ml\"\n");
+        let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
+        assert!(err.hint().unwrap_or("").contains("profile"), "{err:?}");
     }
 
     #[test]

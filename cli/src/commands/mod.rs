@@ -22,7 +22,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
     if let Command::Completions(a) = &command {
         return completions::run(a);
     }
-    let overrides = overrides(global.config.clone(), &command);
+    let mut overrides = overrides(global.config.clone(), &command);
+    overrides.profile = global.profile.clone();
     let settings = Settings::load(&overrides)?;
     let ctx = Context::new(settings, printer.clone(), global.verbose);
     if ctx.verbose {
