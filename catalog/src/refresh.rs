@@ -702,6 +702,8 @@ pub fn gcp(
         .collect();
     // (family, spot, cpu?) -> region -> rate
     let mut rates: HashMap<(String, bool, bool), BTreeMap<String, Decimal>> = HashMap::new();
+    // (GPU key, spot) -> region -> rate per accelerator-hour
+    let mut gpu_rates: HashMap<(String, bool), BTreeMap<String, Decimal>> = HashMap::new();
     let base = format!("{}/v1/services/{GCE_SERVICE}/skus", endpoints.gcp.trim_end_matches('/'));
     let (key, bearer) = match auth {
         GcpAuth::ApiKey(k) => (Some(k.as_str()), None),
@@ -731,10 +733,23 @@ pub fn gcp(
                 "Preemptible" => true,
                 _ => continue,
             };
-            let Some((family, is_cpu)) = gce_component(&sku.description, &families) else {
+            let Some(pe) = sku.pricing_info.first().map(|p| &p.pricing_expression) else {
                 continue;
             };
-            let Some(pe) = sku.pricing_info.first().map(|p| &p.pricing_expression) else {
+            if let Some(gpu) = gce_gpu(&sku.description) {
+                let rate = pe.tiered_rates.last().map(|t| &t.unit_price);
+                if let Some(amount) = rate
+                    .filter(|r| r.currency_code == "USD" && pe.usage_unit == "h")
+                    .and_then(|r| r.amount())
+                {
+                    let slot = gpu_rates.entry((gpu, spot)).or_default();
+                    for r in &sku.service_regions {
+                        slot.insert(r.clone(), amount);
+                    }
+                }
+                continue;
+            }
+            let Some((family, is_cpu)) = gce_component(&sku.description, &families) else {
                 continue;
             };
             let unit_ok = if is_cpu {
@@ -761,11 +776,7 @@ pub fn gcp(
         token = page.next_page_token;
     }
     let mut prices = Vec::new();
-    for t in bundled
-        .types()
-        .iter()
-        .filter(|t| t.cloud == Cloud::Gcp && t.gpu.is_none())
-    {
+    for t in bundled.types().iter().filter(|t| t.cloud == Cloud::Gcp) {
         let family = gce::family(&t.name);
         if matches!(family, "f1" | "g1") {
             continue;
@@ -781,10 +792,20 @@ pub fn gcp(
                 if !regions.is_empty() && !regions.iter().any(|g| glob_match(g, region)) {
                     continue;
                 }
-                let price = ram
+                let base = ram
                     .get(region)
                     .filter(|r| !r.is_zero() && !cpu_rate.is_zero())
                     .map(|ram_rate| gce::price(&t.name, t.vcpus, t.memory_mib, *cpu_rate, *ram_rate));
+                // Accelerator types: plus each GPU at its own rate, or no price at all.
+                let price = match &t.gpu {
+                    None => base,
+                    Some(g) => base.and_then(|b| {
+                        let rate = gpu_keys(&g.model, g.memory_mib)
+                            .iter()
+                            .find_map(|k| gpu_rates.get(&(k.clone(), spot)).and_then(|m| m.get(region)))?;
+                        Some((b + Decimal::from(g.count) * rate).normalize())
+                    }),
+                };
                 prices.push((t.name.clone(), region.clone(), purchase, price));
             }
         }
@@ -803,9 +824,57 @@ pub fn gcp(
     })
 }
 
+/// The accelerator a Compute SKU prices, normalised (`Nvidia Tesla A100 80GB GPU running
+/// in Americas` is `a100 80gb`, `Nvidia L4 GPU running in ...` is `l4`); workstation,
+/// commitment and reservation SKUs are not the plain GPU-hour.
+fn gce_gpu(description: &str) -> Option<String> {
+    let d = description.strip_prefix("Spot Preemptible ").unwrap_or(description);
+    let lower = d.to_ascii_lowercase();
+    if ["workstation", "commitment", "reserved", "dws", "calendar"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return None;
+    }
+    let rest = lower.strip_prefix("nvidia ")?;
+    let rest = rest.strip_prefix("tesla ").unwrap_or(rest);
+    let model = rest.split(" gpu running in").next().filter(|m| m.len() < rest.len())?;
+    Some(model.trim().to_string())
+}
+
+/// The SKU keys a type's GPU may be priced under, most specific first: `A100` with 80 GiB
+/// per GPU is `a100 80gb`, else `a100`.
+fn gpu_keys(model: &str, memory_mib: u64) -> Vec<String> {
+    let m = model.to_ascii_lowercase();
+    let gb = memory_mib / 1024;
+    vec![format!("{m} {gb}gb"), m]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gce_gpu_skus() {
+        assert_eq!(
+            gce_gpu("Nvidia Tesla A100 GPU running in Americas").as_deref(),
+            Some("a100")
+        );
+        assert_eq!(
+            gce_gpu("Spot Preemptible Nvidia Tesla A100 80GB GPU running in EMEA").as_deref(),
+            Some("a100 80gb")
+        );
+        assert_eq!(gce_gpu("Nvidia L4 GPU running in Iowa").as_deref(), Some("l4"));
+        assert_eq!(
+            gce_gpu("Nvidia Tesla T4 GPU attached to Virtual Workstation running in Iowa"),
+            None
+        );
+        assert_eq!(gce_gpu("N2 Instance Core running in Americas"), None);
+        assert_eq!(
+            gpu_keys("A100", 81920),
+            vec!["a100 80gb".to_string(), "a100".to_string()]
+        );
+    }
 
     #[test]
     fn gce_descriptions() {

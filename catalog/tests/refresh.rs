@@ -287,7 +287,20 @@ fn gcp_billing_catalog_pages_and_formula() {
         price(c, Cloud::Gcp, "n2-standard-8", "us-central1", PurchaseOption::Spot),
         Some(Decimal::new(88, 3))
     );
-    assert!(c.offers().iter().all(|o| o.instance_type.starts_with("n2-")));
+    // a2-highgpu-1g: 12 vCPU, 85 GiB and one A100: 12 x 0.031611 + 85 x 0.004237 + 2.933908
+    assert_eq!(
+        price(c, Cloud::Gcp, "a2-highgpu-1g", "us-central1", PurchaseOption::OnDemand),
+        Some(Decimal::new(3673385, 6))
+    );
+    // No spot GPU SKU: the spot price is unknown, not the vCPU + RAM part alone.
+    assert_eq!(
+        price(c, Cloud::Gcp, "a2-highgpu-1g", "us-central1", PurchaseOption::Spot),
+        None
+    );
+    assert!(c
+        .offers()
+        .iter()
+        .all(|o| o.instance_type.starts_with("n2-") || o.instance_type.starts_with("a2-")));
 
     let bad = GcpAuth::ApiKey("bad-key-Q7Z".into());
     let e = refresh::gcp(
