@@ -171,12 +171,14 @@ fn source(name: &str, as_of: NaiveDate, licence: &str) -> PriceSource {
 }
 
 /// The overlay's catalog: the bundled types that got prices (their specs do not change
-/// with a price list), the regions seen, and the new offers.
+/// with a price list), the regions seen, and the new offers; `source_of` says which of
+/// `sources` an offer's price came from (EC2 spot prices are not the bulk price list's).
 fn overlay(
     cloud: Cloud,
     bundled: &Catalog,
     prices: Vec<(String, String, PurchaseOption, Option<Decimal>)>,
-    src: PriceSource,
+    sources: Vec<PriceSource>,
+    source_of: impl Fn(PurchaseOption) -> u32,
 ) -> (Catalog, BTreeSet<String>) {
     let mut unknown = BTreeSet::new();
     let mut types: BTreeMap<&str, InstanceType> = BTreeMap::new();
@@ -189,7 +191,14 @@ fn overlay(
         };
         types.entry(it.name.as_str()).or_insert_with(|| it.clone());
         regions.insert(region.clone());
-        offers.push(Offer::new(cloud, t, region, purchase, price.map(Money::usd), 0));
+        offers.push(Offer::new(
+            cloud,
+            t,
+            region,
+            purchase,
+            price.map(Money::usd),
+            source_of(purchase),
+        ));
     }
     let regions = regions
         .into_iter()
@@ -203,7 +212,7 @@ fn overlay(
         })
         .collect();
     (
-        Catalog::new(types.into_values().collect(), offers, vec![src], regions),
+        Catalog::new(types.into_values().collect(), offers, sources, regions),
         unknown,
     )
 }
@@ -461,7 +470,14 @@ pub fn aws(
         Cloud::Aws,
         bundled,
         prices,
-        source("AWS Price List bulk offer files", today, "AWS public price list"),
+        vec![
+            source("AWS Price List bulk offer files", today, "AWS public price list"),
+            source("EC2 DescribeSpotPriceHistory", today, "AWS API"),
+        ],
+        |p| match p {
+            PurchaseOption::OnDemand => 0,
+            PurchaseOption::Spot => 1,
+        },
     );
     Ok(Refreshed {
         cloud: Cloud::Aws,
@@ -559,7 +575,8 @@ pub fn azure(
         Cloud::Azure,
         bundled,
         prices,
-        source("Azure Retail Prices API", today, "Azure public retail prices"),
+        vec![source("Azure Retail Prices API", today, "Azure public retail prices")],
+        |_| 0,
     );
     Ok(Refreshed {
         cloud: Cloud::Azure,
@@ -814,7 +831,12 @@ pub fn gcp(
         Cloud::Gcp,
         bundled,
         prices,
-        source("GCP Cloud Billing Catalog", today, "Google Cloud public pricing"),
+        vec![source(
+            "GCP Cloud Billing Catalog",
+            today,
+            "Google Cloud public pricing",
+        )],
+        |_| 0,
     );
     Ok(Refreshed {
         cloud: Cloud::Gcp,

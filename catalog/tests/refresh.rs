@@ -154,6 +154,10 @@ fn aws_bulk_offer_files_plain_linux_only() {
     );
     assert!(r.unknown_types.contains("zz9.huge"));
     assert_eq!(c.sources()[0].as_of, today());
+    let spot = c
+        .offer(Cloud::Aws, "c7g.large", "us-east-1", PurchaseOption::Spot)
+        .unwrap();
+    assert_eq!(c.sources()[spot.source as usize].name, "EC2 DescribeSpotPriceHistory");
 
     // Region globs fetch only the matching files.
     let srv = Server::start(aws_route);

@@ -39,7 +39,7 @@ fn local(settings: &Settings) -> Result<LocalProvider> {
 
 /// EC2 with the bundled catalog plus any refreshed prices (`herd catalog refresh`), so
 /// live spot prices become launchable. Builds no SDK client until a command calls EC2.
-fn aws(settings: &Settings) -> herd_aws::AwsProvider {
+pub(crate) fn aws(settings: &Settings) -> herd_aws::AwsProvider {
     let a = &settings.aws;
     let mut cfg = herd_aws::AwsConfig::new(&settings.owner, a.key_dir.clone());
     cfg.profile = a.profile.clone();

@@ -236,8 +236,9 @@ fn recorded(name: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// Serves the recorded Azure Retail Prices pages (page 2 when `$skip=3` is asked).
-fn azure_server() -> String {
+/// Serves `route(request target)` as JSON from 127.0.0.1, with `NEXT` in the body
+/// replaced by its own base URL (for paging links). Returns the base URL.
+fn serve(route: fn(&str) -> String) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let b = base.clone();
@@ -253,12 +254,8 @@ fn azure_server() -> String {
                     break;
                 }
             }
-            let body = if first.contains("$skip=3") {
-                recorded("azure/page2.json")
-            } else {
-                recorded("azure/page1.json")
-            }
-            .replace("NEXT", &b);
+            let target = first.split_whitespace().nth(1).unwrap_or("");
+            let body = route(target).replace("NEXT", &b);
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -269,11 +266,98 @@ fn azure_server() -> String {
     base
 }
 
+/// The recorded Azure Retail Prices pages (page 2 when `$skip=3` is asked).
+fn azure_pages(target: &str) -> String {
+    if target.contains("$skip=3") {
+        recorded("azure/page2.json")
+    } else {
+        recorded("azure/page1.json")
+    }
+}
+
+/// The recorded AWS bulk offer files.
+fn aws_files(target: &str) -> String {
+    if target.ends_with("/region_index.json") {
+        recorded("aws/region_index.json")
+    } else if target.contains("/us-east-1/") {
+        recorded("aws/us-east-1.json")
+    } else {
+        recorded("aws/eu-west-1.json")
+    }
+}
+
+#[test]
+fn refresh_aws_bulk_prices_and_ec2_spot_on_moto() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let moto = rt
+        .block_on(herd_aws::testing::Moto::start())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let home = tempfile::tempdir().unwrap();
+    let overlay = home.path().join("prices");
+    let pricing = serve(aws_files);
+    let endpoint = moto.endpoint();
+    let env = [
+        ("HERD_AWS_PRICING_URL", pricing.as_str()),
+        ("HERD_CATALOG_DIR", overlay.to_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        FRESH,
+    ];
+    let r = ok(
+        home.path(),
+        &["catalog", "refresh", "--cloud", "aws", "--region", "us-east-1"],
+        &env,
+    );
+    assert!(!r.stderr.contains("on-demand prices only"), "{}", r.stderr);
+    let rows = json(
+        home.path(),
+        &[
+            "catalog",
+            "--cloud",
+            "aws",
+            "--type",
+            "m5.large",
+            "--region",
+            "us-east-1",
+            "--json",
+        ],
+        &env,
+    );
+    let rows = rows.as_array().unwrap();
+    let od = rows.iter().find(|o| o["purchase"] == "on-demand").unwrap();
+    assert_eq!(od["hourly"]["amount"], "0.09");
+    assert_eq!(od["price_source"], "AWS Price List bulk offer files");
+    let spot = rows.iter().find(|o| o["purchase"] == "spot").unwrap();
+    // moto answers DescribeSpotPriceHistory with 0.00001 for every type.
+    assert_eq!(spot["hourly"]["amount"], "0.00001");
+    assert_eq!(spot["price_source"], "EC2 DescribeSpotPriceHistory");
+
+    // Without credentials: on-demand only, and it says why.
+    let bare = tempfile::tempdir().unwrap();
+    let env = [
+        ("HERD_AWS_PRICING_URL", pricing.as_str()),
+        ("HERD_CATALOG_DIR", overlay.to_str().unwrap()),
+        FRESH,
+    ];
+    let r = ok(
+        bare.path(),
+        &["catalog", "refresh", "--cloud", "aws", "--region", "eu-*"],
+        &env,
+    );
+    assert!(r.stderr.contains("no AWS credentials"), "{}", r.stderr);
+}
+
 #[test]
 fn refresh_writes_an_overlay_that_wins() {
     let home = tempfile::tempdir().unwrap();
     let overlay = home.path().join("prices");
-    let url = format!("{}/api/retail/prices", azure_server());
+    let url = format!("{}/api/retail/prices", serve(azure_pages));
     let env = [
         ("HERD_AZURE_PRICES_URL", url.as_str()),
         ("HERD_CATALOG_DIR", overlay.to_str().unwrap()),
