@@ -69,10 +69,7 @@ pub fn run(ctx: &Context, a: &CatalogArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if result.rows.is_empty() {
-        ctx.printer.note(format!(
-            "no offers match (of {} scanned); `herd catalog` with fewer filters lists more",
-            result.scanned
-        ));
+        ctx.printer.note(empty_reason(catalog, &q, result.scanned));
         return Ok(());
     }
     ctx.printer.table(&offer_table(&result.rows, false));
@@ -80,6 +77,31 @@ pub fn run(ctx: &Context, a: &CatalogArgs) -> anyhow::Result<()> {
         .note(format!("{} offer(s) of {} scanned", result.rows.len(), result.scanned));
     price_age(ctx, catalog, &result.rows, false);
     Ok(())
+}
+
+/// Why nothing matched: prices nobody knows, types nobody prices, or just the filters.
+fn empty_reason(catalog: &Catalog, q: &OfferQuery, scanned: usize) -> String {
+    if !q.include_unpriced {
+        let mut with = q.clone();
+        with.include_unpriced = true;
+        with.max_price = None;
+        let n = catalog.query(&with).rows.len();
+        if n > 0 && q.max_price.is_none() {
+            return format!("{n} offer(s) match, but their prices are unknown; --unpriced lists them");
+        }
+    }
+    let types = catalog
+        .types()
+        .iter()
+        .filter(|t| (q.clouds.is_empty() || q.clouds.contains(&t.cloud)) && q.type_matches(t))
+        .count();
+    if types > 0 && q.max_price.is_none() && q.purchase.is_none() && q.regions.is_empty() {
+        return format!(
+            "{types} type(s) match, but no price source lists them anywhere; \
+             `herd catalog refresh` may find prices for them (`--families` shows them)"
+        );
+    }
+    format!("no offers match (of {scanned} scanned); `herd catalog` with fewer filters lists more")
 }
 
 /// The catalogs with the overlay the settings name; a damaged overlay is an error.
