@@ -14,6 +14,7 @@ use herd_core::{Budget, Clock, Guardrails, LaunchSpec, Launcher, Money, SharedCl
 use herd_local::{Faults, LocalProvider};
 
 mod catalog;
+mod sweep;
 
 struct Args {
     herd: PathBuf,
@@ -34,7 +35,9 @@ fn args() -> Result<Args> {
             "--runs" => a.runs = it.next().context("--runs needs a number")?.parse()?,
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
-                println!("usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|memory]");
+                println!(
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|memory|sweep]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}`"),
@@ -317,12 +320,13 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 5] = [
+    let benches: [(&str, Bench); 6] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
         ("memory", bench_memory),
         ("pacing", bench_pacing),
+        ("sweep", sweep::bench),
     ];
     for (name, f) in benches {
         if a.only.as_deref().is_none_or(|o| o == name) {

@@ -94,12 +94,27 @@ pub struct CellOutcome {
     pub elapsed: Duration,
     #[serde(skip)]
     pub in_cloud: Duration,
+    /// Real time spent waiting for instances to boot.
+    #[serde(skip)]
+    pub boot_wait: Duration,
+    /// Wall time of the commands themselves (shipping, setup, runs) as measured in the
+    /// instance: with `boot_wait`, what is not overhead at all.
+    #[serde(skip)]
+    pub workload: Duration,
 }
 
 impl CellOutcome {
     /// Real time the runner itself spent on this cell (bookkeeping, ledger, metric).
     pub fn overhead(&self) -> Duration {
         self.elapsed.saturating_sub(self.in_cloud)
+    }
+
+    /// Everything but boot and the commands' own run time: the runner's overhead plus the
+    /// cloud's API and command round trips (for the simulator: its agent's polling).
+    pub fn overhead_with_transport(&self) -> Duration {
+        self.elapsed
+            .saturating_sub(self.boot_wait)
+            .saturating_sub(self.workload)
     }
 }
 
@@ -188,6 +203,7 @@ impl Runner {
             max_interruptions: spec.max_interruptions,
             metric,
             live: Mutex::new(BTreeMap::new()),
+            stamps: Mutex::new(BTreeMap::new()),
         });
         let gate = Arc::new(Semaphore::new(plan.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -225,6 +241,8 @@ impl Runner {
                     ran: 0,
                     elapsed: Duration::ZERO,
                     in_cloud: Duration::ZERO,
+                    boot_wait: Duration::ZERO,
+                    workload: Duration::ZERO,
                 }),
             }
         }
@@ -266,7 +284,11 @@ struct Shared {
     metric: Metric,
     /// Instances started and not yet terminated, whatever their cell is doing.
     live: Mutex<BTreeMap<String, Cloud>>,
+    /// When each instance became running and ready, for the record of its end.
+    stamps: Mutex<BTreeMap<String, Stamps>>,
 }
+
+type Stamps = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// Why a cell stopped early.
 struct Failure {
@@ -289,6 +311,8 @@ struct CellRun<'a> {
     events: Vec<String>,
     ran: u32,
     in_cloud: Duration,
+    boot_wait: Duration,
+    workload: Duration,
     instances: Vec<String>,
 }
 
@@ -317,6 +341,8 @@ impl Shared {
             events: Vec::new(),
             ran: 0,
             in_cloud: Duration::ZERO,
+            boot_wait: Duration::ZERO,
+            workload: Duration::ZERO,
             instances: Vec::new(),
         };
         let _ = self.record_cell(cell, CellStatus::Running, None, None, &[]);
@@ -325,7 +351,8 @@ impl Shared {
             _ = cancelled(&mut cancel) => None,
         };
         // Always: whatever happened above, what this cell started is ended now.
-        let ended = self.terminate_all(launcher, cell, &run.instances).await;
+        let instances = std::mem::take(&mut run.instances);
+        let ended = run.cloud(self.terminate_all(launcher, cell, &instances)).await;
         let (status, error, tail) = match (result, ended) {
             (None, _) => (CellStatus::Cancelled, Some("cancelled".to_string()), None),
             (Some(Ok(())), Ok(())) => (CellStatus::Done, None, None),
@@ -343,6 +370,8 @@ impl Shared {
             ran: run.ran,
             elapsed: t0.elapsed(),
             in_cloud: run.in_cloud,
+            boot_wait: run.boot_wait,
+            workload: run.workload,
         }
     }
 
@@ -394,8 +423,9 @@ impl Shared {
                 }
                 Err(f) => return Err(f),
             }
-            let ended = self
-                .terminate_all(run.launcher, run.cell, std::slice::from_ref(&inst.id))
+            let (launcher, cell) = (run.launcher, run.cell);
+            let ended = run
+                .cloud(self.terminate_all(launcher, cell, std::slice::from_ref(&inst.id)))
                 .await;
             ended.map_err(Failure::from)?;
         }
@@ -408,7 +438,9 @@ impl Shared {
         let ids = [inst.id.clone()];
         self.stage(cell, "booting");
         let remaining = self.remaining(run)?;
+        let booting = Instant::now();
         run.cloud(launcher.wait_until_running(&ids, remaining)).await?;
+        run.boot_wait += booting.elapsed();
         let running_at = launcher.clock().now();
         self.record_instance(cell, inst, Some(running_at), None, None, None)?;
 
@@ -469,6 +501,7 @@ impl Shared {
         }
         let launcher = run.launcher;
         let out = run.cloud(launcher.exec(id, &req)).await?;
+        run.workload += out.wall;
         if out.timed_out {
             return Err(Failure {
                 error: Error::new(
@@ -667,6 +700,12 @@ impl Shared {
         ended_at: Option<DateTime<Utc>>,
         end_reason: Option<&str>,
     ) -> Result<()> {
+        if ended_at.is_none() {
+            self.stamps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(i.id.clone(), (running_at, ready_at));
+        }
         self.runner.ledger.upsert_sweep_instance(&SweepInstanceRecord {
             sweep_id: self.sweep_id.clone(),
             cell_id: cell.id.clone(),
@@ -687,12 +726,12 @@ impl Shared {
 
     /// Records an end while keeping the instants already recorded.
     fn record_end(&self, cell: &Cell, i: &Instance, end: DateTime<Utc>, reason: &str) -> Result<()> {
-        let prev = self
-            .runner
-            .ledger
-            .sweep(&self.sweep_id)?
-            .and_then(|d| d.instances.into_iter().find(|x| x.instance_id == i.id));
-        let (running, ready) = prev.map_or((None, None), |p| (p.running_at, p.ready_at));
+        let (running, ready) = self
+            .stamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&i.id)
+            .unwrap_or_default();
         self.record_instance(cell, i, running, ready, Some(end), Some(reason))
     }
 }
@@ -722,6 +761,8 @@ impl CellOutcome {
             ran: 0,
             elapsed: Duration::ZERO,
             in_cloud: Duration::ZERO,
+            boot_wait: Duration::ZERO,
+            workload: Duration::ZERO,
         }
     }
     fn no_error(mut self) -> Self {
