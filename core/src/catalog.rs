@@ -750,6 +750,29 @@ mod tests {
     }
 
     #[test]
+    fn families_and_scoped_scans() {
+        let c = tiny();
+        let l1: Vec<&str> = c.family(Cloud::Local, "L1").iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(l1, ["l1.small", "l1.large"], "smallest first, family case-insensitive");
+        let e = c.find_family(Cloud::Local, "l2").unwrap_err();
+        assert_eq!(e.suggestions()[0], "l1");
+        assert_eq!(c.type_of(2).unwrap().name, "l1.large");
+        let mut q = OfferQuery::new();
+        q.clouds = vec![Cloud::Aws];
+        assert_eq!(c.query(&q).scanned, 0, "only the asked clouds' offers are scanned");
+        q.clouds = vec![Cloud::Local];
+        q.cpu_family = Some("nothing".into());
+        assert_eq!(c.query(&q).scanned, 3);
+        assert!(c.query(&q).rows.is_empty());
+        let (t, o, s, r) = c.clone().into_parts();
+        let back = Catalog::new(t, o, s, r);
+        assert_eq!(back.offers(), c.offers());
+        assert!(back
+            .offer(Cloud::Local, "l1.large", "local-east-1", PurchaseOption::Spot)
+            .is_some());
+    }
+
+    #[test]
     fn query_filters_and_sorts() {
         let c = tiny();
         let mut q = OfferQuery::new();
