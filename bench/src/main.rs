@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use herd_core::{Budget, Clock, Guardrails, LaunchSpec, Launcher, Money, SharedClock, SystemClock, VirtualClock};
 use herd_local::{Faults, LocalProvider};
 
+mod aws;
 mod catalog;
 mod sweep;
 
@@ -36,7 +37,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|memory|sweep]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|memory|sweep|aws]"
                 );
                 std::process::exit(0);
             }
@@ -320,12 +321,13 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 6] = [
+    let benches: [(&str, Bench); 7] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
         ("memory", bench_memory),
         ("pacing", bench_pacing),
+        ("aws", aws::bench),
         ("sweep", sweep::bench),
     ];
     for (name, f) in benches {

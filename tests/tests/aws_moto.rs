@@ -65,7 +65,9 @@ impl Fixture for AwsMoto {
             .endpoint(proxy.endpoint())
             .attempt_timeout(Duration::from_secs(30));
         Ok(Arc::new(
-            AwsProvider::builder(cfg).static_credentials("testing", "testing").build(),
+            AwsProvider::builder(cfg)
+                .static_credentials("testing", "testing")
+                .build(),
         ))
     }
 

@@ -195,6 +195,7 @@ pub type Rule = Arc<dyn Fn(&Seen, usize) -> Fault + Send + Sync>;
 pub struct FaultProxy {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    upstream_time: Arc<Mutex<Vec<(String, Duration)>>>,
     rule: Arc<Mutex<Rule>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -272,20 +273,29 @@ impl FaultProxy {
             .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let upstream_time: Arc<Mutex<Vec<(String, Duration)>>> = Arc::default();
         let rule = Arc::new(Mutex::new(rule));
-        let (s2, r2) = (seen.clone(), rule.clone());
+        let (s2, r2, t2) = (seen.clone(), rule.clone(), upstream_time.clone());
         let client = http();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     break;
                 };
-                let (seen, rule, client, upstream) = (s2.clone(), r2.clone(), client.clone(), upstream.clone());
+                let (seen, rule, client, upstream, times) =
+                    (s2.clone(), r2.clone(), client.clone(), upstream.clone(), t2.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (seen, rule, client, upstream) =
-                            (seen.clone(), rule.clone(), client.clone(), upstream.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, seen, rule, client, upstream).await) }
+                        let (seen, rule, client, upstream, times) = (
+                            seen.clone(),
+                            rule.clone(),
+                            client.clone(),
+                            upstream.clone(),
+                            times.clone(),
+                        );
+                        async move {
+                            Ok::<_, std::convert::Infallible>(handle(req, seen, rule, client, upstream, times).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -293,7 +303,13 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { addr, seen, rule, task }
+        FaultProxy {
+            addr,
+            seen,
+            upstream_time,
+            rule,
+            task,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -317,6 +333,30 @@ impl FaultProxy {
 
     pub fn clear(&self) {
         self.seen.lock().expect("seen").clear();
+        self.upstream_time.lock().expect("times").clear();
+    }
+
+    /// How long the upstream took to answer each forwarded request of `action`.
+    pub fn upstream_time(&self, action: &str) -> Vec<Duration> {
+        self.upstream_time
+            .lock()
+            .expect("times")
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, d)| *d)
+            .collect()
+    }
+
+    /// Upstream time of every action so far, summed per action.
+    pub fn upstream_totals(&self) -> Vec<(String, Duration)> {
+        let mut out: Vec<(String, Duration)> = Vec::new();
+        for (a, d) in self.upstream_time.lock().expect("times").iter() {
+            match out.iter_mut().find(|(x, _)| x == a) {
+                Some((_, t)) => *t += *d,
+                None => out.push((a.clone(), *d)),
+            }
+        }
+        out
     }
 }
 
@@ -326,6 +366,7 @@ async fn handle(
     rule: Arc<Mutex<Rule>>,
     client: Http,
     upstream: Option<String>,
+    times: Arc<Mutex<Vec<(String, Duration)>>>,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
@@ -357,10 +398,12 @@ async fn handle(
             }
         }
         let fwd = b.body(Full::new(body.clone())).expect("request");
+        let start = Instant::now();
         match client.request(fwd).await {
             Ok(r) => {
                 let (p, b) = r.into_parts();
                 let bytes = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                times.lock().expect("times").push((s.action.clone(), start.elapsed()));
                 hyper::Response::from_parts(p, Full::new(bytes))
             }
             Err(e) => reply(502, format!("upstream: {e}")),
@@ -379,6 +422,49 @@ async fn handle(
             r
         }
     }
+}
+
+/// One plain RunInstances of `count` x `instance_type` (MinCount = MaxCount = count)
+/// straight from the SDK, as a baseline for the launch benchmark; the image is resolved
+/// before, outside what the caller times. Returns the instance ids.
+pub async fn raw_run_instances(
+    endpoint: &str,
+    region: &str,
+    instance_type: &str,
+    arch: herd_core::Arch,
+    count: i32,
+) -> Result<(Duration, Vec<String>), String> {
+    let conf = aws_sdk_ec2::config::Builder::new()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "bench",
+        ))
+        .build();
+    let client = aws_sdk_ec2::Client::from_conf(conf);
+    let image = crate::images::ImageCache::default()
+        .resolve(&client, region, arch, instance_type, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let r = client
+        .run_instances()
+        .image_id(image.id)
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+        .min_count(count)
+        .max_count(count)
+        .send()
+        .await
+        .map_err(|e| format!("{:?}", e))?;
+    let took = start.elapsed();
+    Ok((
+        took,
+        r.instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect(),
+    ))
 }
 
 /// A rule that lets everything through.
