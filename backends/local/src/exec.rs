@@ -19,8 +19,10 @@ use crate::provider::LocalProvider;
 use crate::store::{self, Row};
 use crate::vm::{self, VmDir};
 
-/// How often the provider looks for the result.
-const POLL: Duration = Duration::from_millis(15);
+/// How often the provider looks for the result: soon at first (most commands a sweep
+/// ships are short), then every `POLL_MAX`.
+const POLL_FIRST: Duration = Duration::from_millis(1);
+const POLL_MAX: Duration = Duration::from_millis(15);
 /// How long past its own timeout an exec may go unanswered before herd gives up on the agent.
 const AGENT_GRACE: Duration = Duration::from_secs(10);
 
@@ -91,10 +93,12 @@ pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequ
     p.store().write(|tx| store::touch(tx, &row.id, now, None))?;
     vm::write_atomic(&request_file(&dir), &serde_json::to_vec(&spec).expect("serialize"))
         .map_err(|e| error::io(e, "cannot write the exec request", &dir))?;
+    vm::poke(vm);
 
     let started = Instant::now();
     let give_up = req.timeout.map(|t| t + AGENT_GRACE);
     let mut polls = 0u32;
+    let mut poll = POLL_FIRST;
     let result: ExecResult = loop {
         if let Ok(bytes) = fs::read(result_file(&dir)) {
             break serde_json::from_slice(&bytes)
@@ -128,7 +132,8 @@ pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequ
                 format!("the agent of {} did not report the command's end in time", row.id),
             ));
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(POLL_MAX);
     };
     let read = |f: PathBuf| String::from_utf8_lossy(&fs::read(f).unwrap_or_default()).into_owned();
     let out = ExecOutput::new(

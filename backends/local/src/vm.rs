@@ -34,6 +34,11 @@ impl VmDir {
     pub fn exec(&self) -> PathBuf {
         self.root.join("exec")
     }
+    /// A FIFO the agent waits on between ticks: a byte written here wakes it at once
+    /// (a new exec request), so commands do not wait for the next tick.
+    pub fn wake(&self) -> PathBuf {
+        self.root.join("wake")
+    }
     /// Written before a spot interruption (`$HERD_SPOT_NOTICE_FILE`).
     pub fn notice(&self) -> PathBuf {
         self.root.join("notice")
@@ -92,6 +97,20 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)
+}
+
+/// Wakes the agent (see [`VmDir::wake`]). Best effort: with no agent reading, or an
+/// agent too old to have the FIFO, the next tick picks the request up anyway.
+pub(crate) fn poke(dir: &VmDir) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(dir.wake())
+    {
+        let _ = f.write(&[1]);
+    }
 }
 
 /// Creates the VM directory and starts its agent in a new session, stdio to

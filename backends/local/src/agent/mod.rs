@@ -8,6 +8,7 @@
 
 mod cpu;
 mod supervisor;
+mod wake;
 mod workload;
 
 use std::path::PathBuf;

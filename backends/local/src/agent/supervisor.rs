@@ -1,4 +1,4 @@
-//! The agent's main loop: every tick (100 ms) it checks what ends the instance, starts
+//! The agent's main loop: every tick (100 ms, or at once when woken: see `wake`) it checks what ends the instance, starts
 //! what is due (setup after boot, command after setup, new exec requests), enforces exec
 //! timeouts, and tells the control plane whether the instance is busy.
 
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::cpu::{CpuLimit, Preference};
 use super::log;
+use super::wake::Wake;
 use super::workload::{self, Kind, Launch, Outcome, Workload};
 use crate::exec::{self, ExecResult, ExecSpec};
 use crate::lifecycle::{reason, Timers};
@@ -75,7 +76,9 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
     ));
     let _ = fs::write(vm.cpu(), format!("{}\n", cpu.describe()));
     let _ = store.write(|tx| store::set_cpu_mechanism(tx, &spec.id, cpu.mechanism));
+    let wake = Wake::open(&vm.wake());
     let mut s = Supervisor {
+        wake,
         vm,
         spec,
         store,
@@ -93,6 +96,8 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
 }
 
 struct Supervisor {
+    /// Ends a tick early: a new exec request, a workload's end, a signal.
+    wake: Wake,
     vm: VmDir,
     spec: VmSpec,
     store: Store,
@@ -150,7 +155,7 @@ impl Supervisor {
                     if let Some((at, reason)) = timers.due(now) {
                         break End::Due { at, reason };
                     }
-                    std::thread::sleep(TICK);
+                    self.wake.wait(TICK);
                     continue;
                 }
             };
@@ -180,7 +185,7 @@ impl Supervisor {
             }
             self.enforce_timeouts();
             self.report();
-            std::thread::sleep(TICK);
+            self.wake.wait(TICK);
         };
         self.finish(end);
         0
@@ -298,7 +303,13 @@ impl Supervisor {
     /// says so (exit 127), so whoever waits on `result_path` is never left hanging.
     fn spawn_or_fail(&mut self, launch: Launch<'_>, result_path: &Path, label: &str) {
         let rp = result_path.to_path_buf();
-        match workload::spawn(launch, self.cpu.hook(), move |o| write_result(&rp, o)) {
+        let wake = self.wake.clone();
+        let on_exit = move |o: &Outcome| {
+            write_result(&rp, o);
+            // The next step (the command after setup, idle reporting) need not wait a tick.
+            wake.poke();
+        };
+        match workload::spawn(launch, self.cpu.hook(), on_exit) {
             Ok(w) => {
                 self.cpu.adopt(w.pgid);
                 log(&format!("{label} started (pgid {})", w.pgid));
