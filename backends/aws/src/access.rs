@@ -75,7 +75,9 @@ pub fn local_key(key_dir: &Path, owner: &str) -> Result<String> {
     let public = private.with_extension("pub");
     if let Ok(text) = std::fs::read_to_string(&public) {
         if private.exists() {
-            return Ok(text.trim().to_string());
+            // `type base64 [comment]`: the comment is for people, not for EC2.
+            let key: Vec<&str> = text.split_whitespace().take(2).collect();
+            return Ok(key.join(" "));
         }
     }
     let io = |what: &str, p: &Path, e: std::io::Error| {

@@ -79,3 +79,80 @@ pub fn cheapest(prices: &[SpotPrice], instance_type: &str) -> Result<SpotPrice> 
         .cloned()
         .ok_or_else(|| Error::not_found(format!("EC2 reports no spot price for {instance_type}")))
 }
+
+/// `herd catalog refresh --cloud aws`'s source of spot prices: the cheapest zone's
+/// current price per type, region by region. Call it outside an async runtime (the
+/// refresh is blocking); each region gets a fresh client on its own small runtime.
+#[cfg(feature = "catalog-refresh")]
+#[derive(Debug, Clone)]
+pub struct LiveSpotPrices {
+    cfg: crate::AwsConfig,
+}
+
+#[cfg(feature = "catalog-refresh")]
+impl LiveSpotPrices {
+    pub fn new(cfg: crate::AwsConfig) -> Self {
+        LiveSpotPrices { cfg }
+    }
+}
+
+#[cfg(feature = "catalog-refresh")]
+impl herd_catalog::refresh::SpotPrices for LiveSpotPrices {
+    fn spot_prices(&self, region: &str) -> Result<Vec<(String, Decimal)>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::unexpected(format!("cannot start a runtime for EC2 calls: {e}")))?;
+        let cfg = self.cfg.clone().region(region);
+        let prices = rt.block_on(async {
+            let p = crate::AwsProvider::builder(cfg).build();
+            p.spot_prices(region, &[]).await
+        })?;
+        Ok(cheapest_per_type(&prices))
+    }
+}
+
+/// Each type's cheapest zone price, sorted by type.
+pub fn cheapest_per_type(prices: &[SpotPrice]) -> Vec<(String, Decimal)> {
+    let mut best: std::collections::BTreeMap<&str, Decimal> = std::collections::BTreeMap::new();
+    for p in prices {
+        let e = best.entry(p.instance_type.as_str()).or_insert(p.hourly.amount);
+        if p.hourly.amount < *e {
+            *e = p.hourly.amount;
+        }
+    }
+    best.into_iter().map(|(t, d)| (t.to_string(), d)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn price(t: &str, zone: &str, p: &str) -> SpotPrice {
+        SpotPrice {
+            instance_type: t.into(),
+            region: "us-east-1".into(),
+            zone: zone.into(),
+            hourly: Money::parse_usd(p).unwrap(),
+            as_of: DateTime::from_timestamp(0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn cheapest_zone_wins() {
+        let v = vec![
+            price("m5.large", "a", "0.04"),
+            price("m5.large", "b", "0.03"),
+            price("c5.large", "a", "0.05"),
+        ];
+        assert_eq!(
+            cheapest_per_type(&v),
+            vec![
+                ("c5.large".to_string(), Decimal::from_str("0.05").unwrap()),
+                ("m5.large".to_string(), Decimal::from_str("0.03").unwrap())
+            ]
+        );
+        assert_eq!(cheapest(&v, "m5.large").unwrap().zone, "b");
+        assert!(cheapest(&v, "x1.large").is_err());
+    }
+}

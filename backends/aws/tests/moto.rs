@@ -269,3 +269,17 @@ async fn list_pages_with_the_asked_size() {
         "always filtered to herd's instances"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_spot_prices_come_per_zone() {
+    let env = Env::plain().await;
+    let p = env.provider();
+    let prices = p.spot_prices(REGION, &[TYPE.to_string()]).await.unwrap();
+    // moto's prices are fake: only their shape is checked.
+    assert!(!prices.is_empty());
+    assert!(prices
+        .iter()
+        .all(|s| s.instance_type == TYPE && s.zone.starts_with(REGION)));
+    let calls = env.proxy.calls("DescribeSpotPriceHistory");
+    assert_eq!(calls[0].param("ProductDescription.1"), Some("Linux/UNIX"));
+}
