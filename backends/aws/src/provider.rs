@@ -180,6 +180,41 @@ impl AwsProvider {
         }
     }
 
+    /// Which region each of `ids` lives in: the default region first, then every
+    /// enabled region at once. Ids found nowhere are left out.
+    async fn locate(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let by_id = |ids: &[String]| ListRequest::new().ids(ids.iter().cloned());
+        let home = self.clients.get(&self.default_region).await;
+        let found = list::list_region(&home, &self.default_region, &by_id(ids), now).await?;
+        let mut out: Vec<(String, String)> = found.instances.into_iter().map(|i| (i.id, i.region)).collect();
+        let rest: Vec<String> = ids
+            .iter()
+            .filter(|id| !out.iter().any(|(x, _)| x == *id))
+            .cloned()
+            .collect();
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for region in reap::enabled_regions(&home).await? {
+            if region == self.default_region {
+                continue;
+            }
+            let client = self.clients.get(&region).await;
+            let req = by_id(&rest);
+            set.spawn(async move { list::list_region(&client, &region, &req, now).await });
+        }
+        while let Some(r) = set.join_next().await {
+            let r = r.map_err(|e| Error::unexpected(format!("a region's search stopped: {e}")))?;
+            out.extend(r?.instances.into_iter().map(|i| (i.id, i.region)));
+        }
+        Ok(out)
+    }
+
     async fn ssh_cidr(&self) -> Result<String> {
         let cfg = self.config();
         if let Some(c) = &cfg.ssh_cidr {
@@ -254,12 +289,20 @@ impl Provider for AwsProvider {
 
     async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
         let mut by_region: HashMap<String, Vec<String>> = HashMap::new();
+        let mut unknown = Vec::new();
         {
             let known = self.regions_of.lock().expect("regions");
             for id in ids {
-                let r = known.get(id).cloned().unwrap_or_else(|| self.default_region.clone());
-                by_region.entry(r).or_default().push(id.clone());
+                match known.get(id) {
+                    Some(r) => by_region.entry(r.clone()).or_default().push(id.clone()),
+                    None => unknown.push(id.clone()),
+                }
             }
+        }
+        // An id is only "already gone" once no region has it: a wrong guess must never
+        // leave a running instance reported as terminated.
+        for (id, region) in self.locate(&unknown).await? {
+            by_region.entry(region).or_default().push(id);
         }
         let mut out = Vec::with_capacity(ids.len());
         for (region, ids) in by_region {

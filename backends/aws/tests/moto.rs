@@ -283,3 +283,35 @@ async fn live_spot_prices_come_per_zone() {
     let calls = env.proxy.calls("DescribeSpotPriceHistory");
     assert_eq!(calls[0].param("ProductDescription.1"), Some("Linux/UNIX"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_finds_an_instance_in_another_region() {
+    let env = Env::plain().await;
+    let launcher = env.launcher(env.provider(), quick_retry());
+    let r = launcher
+        .launch(
+            LaunchSpec::new(TYPE, 1)
+                .region("eu-west-1")
+                .deadline(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    // Another process, which never saw it, whose default region is us-east-1.
+    let other = env.provider();
+    let t = other.terminate(&[r.instances[0].id.clone()]).await.unwrap();
+    assert_eq!(
+        t[0].outcome,
+        TerminateOutcome::Terminated,
+        "not mistaken for already gone"
+    );
+    let live = other
+        .list(
+            &ListRequest::new()
+                .region("eu-west-1")
+                .ids([r.instances[0].id.clone()])
+                .live(),
+        )
+        .await
+        .unwrap();
+    assert!(live.is_empty(), "{live:?}");
+}
