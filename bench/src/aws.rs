@@ -92,7 +92,10 @@ async fn run(rounds: usize) -> Result<()> {
 
         proxy.clear();
         let start = Instant::now();
-        let listed = p.list(&ListRequest::new().tag(tags::OWNER, "bench")).await?.len();
+        let listed = p
+            .list(&ListRequest::new().region(REGION).tag(tags::OWNER, "bench"))
+            .await?
+            .len();
         let list = start.elapsed();
         let pages = proxy.calls("DescribeInstances").len();
         let moto_list: Duration = proxy.upstream_time("DescribeInstances").iter().sum();

@@ -48,6 +48,7 @@ pub(crate) fn aws(settings: &Settings) -> herd_aws::AwsProvider {
     cfg.ssh_cidr = a.ssh_cidr.clone();
     cfg.image_x86_64 = a.image_x86_64.clone();
     cfg.image_arm64 = a.image_arm64.clone();
+    cfg.regions = a.regions.clone();
     herd_aws::AwsProvider::builder(cfg)
         .catalog(crate::catalogs::all().clone())
         .build()

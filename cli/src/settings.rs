@@ -70,6 +70,8 @@ pub struct AwsSettings {
     pub image_arm64: Option<String>,
     /// Where per-owner private keys are kept (0600).
     pub key_dir: PathBuf,
+    /// Regions `ls`, `down` and `reap` search; empty: every enabled region.
+    pub regions: Vec<String>,
 }
 
 /// What flags contribute to the merge (the top layer).
@@ -200,6 +202,7 @@ struct AwsLayer {
     image_x86_64: Option<String>,
     image_arm64: Option<String>,
     key_dir: Option<PathBuf>,
+    regions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -313,6 +316,12 @@ impl Layer {
             image_x86_64: env.var("HERD_AWS_IMAGE_X86_64"),
             image_arm64: env.var("HERD_AWS_IMAGE_ARM64"),
             key_dir: env.var("HERD_AWS_KEY_DIR").map(PathBuf::from),
+            regions: env.var("HERD_AWS_REGIONS").map(|v| {
+                v.split(',')
+                    .map(|r| r.trim().to_string())
+                    .filter(|r| !r.is_empty())
+                    .collect()
+            }),
         };
         Ok(Layer {
             aws: Some(aws),
@@ -416,7 +425,16 @@ impl Layer {
             macro_rules! take_aws {
                 ($($f:ident),*) => { $( if a.$f.is_some() { mine.$f = a.$f; } )* };
             }
-            take_aws!(profile, region, endpoint, ssh_cidr, image_x86_64, image_arm64, key_dir);
+            take_aws!(
+                profile,
+                region,
+                endpoint,
+                ssh_cidr,
+                image_x86_64,
+                image_arm64,
+                key_dir,
+                regions
+            );
         }
         if let Some(c) = other.catalog {
             let mine = self.catalog.get_or_insert_with(CatalogLayer::default);
@@ -442,6 +460,7 @@ impl Layer {
             ssh_cidr: aws.ssh_cidr,
             image_x86_64: aws.image_x86_64,
             image_arm64: aws.image_arm64,
+            regions: aws.regions.unwrap_or_default(),
             key_dir: aws.key_dir.unwrap_or_else(|| {
                 env.var("XDG_DATA_HOME")
                     .map(PathBuf::from)
@@ -777,6 +796,7 @@ mod tests {
         assert_eq!(s.aws.region.as_deref(), Some("eu-west-1"));
         assert_eq!(s.aws.ssh_cidr.as_deref(), Some("203.0.113.7/32"));
         assert_eq!(s.aws.key_dir, tmp.path().join("keys"));
+        assert!(s.aws.regions.is_empty(), "every enabled region by default");
         let flags = Overrides {
             profile: Some("other".into()),
             ..Default::default()

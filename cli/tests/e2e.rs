@@ -273,7 +273,11 @@ fn bad_input_gets_clear_errors() {
     assert!(r.stderr.contains("did you mean `aws`"), "{}", r.stderr);
     // A simulator type on AWS: refused before any AWS call, with AWS's nearest types.
     let r = sb.fails(&["launch", "l1.small", "--cloud", "aws"]);
-    assert!(r.stderr.contains("unknown instance type `l1.small` on aws"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown instance type `l1.small` on aws"),
+        "{}",
+        r.stderr
+    );
 
     // Usage errors are clap's, exit code 2.
     let r = sb.run(&["launch", "l1.small", "-n", "1e9"]);

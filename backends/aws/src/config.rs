@@ -24,6 +24,9 @@ pub struct AwsConfig {
     pub key_dir: PathBuf,
     /// The owner whose key pair and security group launches use.
     pub owner: String,
+    /// Regions that listing, terminating and reaping search when none is named; empty:
+    /// every region enabled on the account (DescribeRegions).
+    pub regions: Vec<String>,
     /// Longest wait for one HTTP attempt before it counts as a timeout.
     pub attempt_timeout: Duration,
 }
@@ -39,6 +42,7 @@ impl AwsConfig {
             image_arm64: None,
             key_dir: key_dir.into(),
             owner: owner.into(),
+            regions: Vec::new(),
             attempt_timeout: Duration::from_secs(60),
         }
     }
@@ -56,6 +60,10 @@ impl AwsConfig {
     }
     pub fn ssh_cidr(mut self, c: impl Into<String>) -> Self {
         self.ssh_cidr = Some(c.into());
+        self
+    }
+    pub fn regions(mut self, r: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.regions = r.into_iter().map(Into::into).collect();
         self
     }
     pub fn attempt_timeout(mut self, d: Duration) -> Self {

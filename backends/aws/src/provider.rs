@@ -32,6 +32,8 @@ pub struct AwsProvider {
     access: AccessCache,
     /// Where each instance this process has seen lives, so terminate goes to its region.
     regions_of: Mutex<HashMap<String, String>>,
+    /// The account's enabled regions, once asked.
+    enabled: tokio::sync::OnceCell<Vec<String>>,
     /// Zones that had no capacity during the last launch (oldest first).
     capacity_misses: Mutex<Vec<String>>,
 }
@@ -105,6 +107,7 @@ impl AwsProviderBuilder {
             images: ImageCache::default(),
             access: AccessCache::default(),
             regions_of: Mutex::new(HashMap::new()),
+            enabled: tokio::sync::OnceCell::new(),
             capacity_misses: Mutex::new(Vec::new()),
         }
     }
@@ -200,10 +203,7 @@ impl AwsProvider {
             return Ok(out);
         }
         let mut set = tokio::task::JoinSet::new();
-        for region in reap::enabled_regions(&home).await? {
-            if region == self.default_region {
-                continue;
-            }
+        for region in self.enabled_regions().await?.into_iter().skip(1) {
             let client = self.clients.get(&region).await;
             let req = by_id(&rest);
             set.spawn(async move { list::list_region(&client, &region, &req, now).await });
@@ -213,6 +213,26 @@ impl AwsProvider {
             out.extend(r?.instances.into_iter().map(|i| (i.id, i.region)));
         }
         Ok(out)
+    }
+
+    /// The regions to search, default first: the configured ones, else the account's
+    /// enabled regions (asked once per process).
+    async fn enabled_regions(&self) -> Result<Vec<String>> {
+        let configured = self.config().regions.clone();
+        let home = self.clients.get(&self.default_region).await;
+        let all = self
+            .enabled
+            .get_or_try_init(|| async {
+                if configured.is_empty() {
+                    reap::enabled_regions(&home).await
+                } else {
+                    Ok(configured)
+                }
+            })
+            .await?;
+        let mut v = vec![self.default_region.clone()];
+        v.extend(all.iter().filter(|r| **r != self.default_region).cloned());
+        Ok(v)
     }
 
     async fn ssh_cidr(&self) -> Result<String> {
@@ -322,26 +342,35 @@ impl Provider for AwsProvider {
         Ok(ordered)
     }
 
+    /// No regions asked: every enabled region (an instance launched elsewhere must still
+    /// show up in `herd ls`, `herd cost` and `herd reap`), all at once.
     async fn list(&self, req: &ListRequest) -> Result<Vec<Instance>> {
         let regions = if req.regions.is_empty() {
-            vec![self.default_region.clone()]
+            self.enabled_regions().await?
         } else {
             req.regions.clone()
         };
         let now = self.clock.now();
-        let mut out = Vec::new();
-        for region in regions {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, region) in regions.into_iter().enumerate() {
             let client = self.clients.get(&region).await;
-            let got = list::list_region(&client, &region, req, now).await?;
-            out.extend(got.instances);
+            let req = req.clone();
+            set.spawn(async move { (i, list::list_region(&client, &region, &req, now).await) });
         }
+        let mut parts = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let (i, r) = r.map_err(|e| Error::unexpected(format!("a region's listing stopped: {e}")))?;
+            parts.push((i, r?.instances));
+        }
+        // Stable output: regions in the order asked.
+        parts.sort_by_key(|(i, _)| *i);
+        let out: Vec<Instance> = parts.into_iter().flat_map(|(_, v)| v).collect();
         self.remember(&out);
         Ok(out)
     }
 
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {
-        let home = self.clients.get(&self.default_region).await;
-        let regions = reap::enabled_regions(&home).await?;
+        let regions = self.enabled_regions().await?;
         // Regions are independent: ask them all at once (tens of regions, six calls each).
         let mut set = tokio::task::JoinSet::new();
         for region in regions {

@@ -298,6 +298,13 @@ async fn terminate_finds_an_instance_in_another_region() {
         .unwrap();
     // Another process, which never saw it, whose default region is us-east-1.
     let other = env.provider();
+    let seen = other
+        .list(&ListRequest::new().tag(tags::LAUNCH, r.launch_id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 1, "a list without regions looks in every enabled region");
+    assert_eq!(seen[0].region, "eu-west-1");
+    let other = env.provider();
     let t = other.terminate(&[r.instances[0].id.clone()]).await.unwrap();
     assert_eq!(
         t[0].outcome,

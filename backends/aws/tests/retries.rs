@@ -36,7 +36,7 @@ async fn the_sdk_sends_each_request_once() {
         (Fault::Delay(Duration::from_secs(2)), ErrorKind::Timeout),
     ] {
         let (proxy, p, _keys) = mock(fault.clone()).await;
-        let e = p.list(&ListRequest::new()).await.unwrap_err();
+        let e = p.list(&ListRequest::new().region("us-east-1")).await.unwrap_err();
         assert_eq!(e.kind(), kind, "{fault:?}: {e}");
         assert!(e.is_temporary(), "{fault:?}");
         assert_eq!(proxy.calls("DescribeInstances").len(), 1, "{fault:?}: the SDK retried");
@@ -51,7 +51,10 @@ async fn herds_loop_retries_temporary_errors_by_its_policy() {
         ..quick_retry()
     };
     let launcher = Launcher::builder(p).retry(policy).build();
-    let e = launcher.list(&ListRequest::new()).await.unwrap_err();
+    let e = launcher
+        .list(&ListRequest::new().region("us-east-1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert_eq!(
         proxy.calls("DescribeInstances").len(),
@@ -64,7 +67,10 @@ async fn herds_loop_retries_temporary_errors_by_its_policy() {
 async fn permanent_errors_are_sent_once_even_through_the_launcher() {
     let (proxy, p, _keys) = mock(Fault::fail(403, "UnauthorizedOperation")).await;
     let launcher = Launcher::builder(p).retry(quick_retry()).build();
-    let e = launcher.list(&ListRequest::new()).await.unwrap_err();
+    let e = launcher
+        .list(&ListRequest::new().region("us-east-1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied);
     assert!(e.hint().is_some());
     assert_eq!(proxy.calls("DescribeInstances").len(), 1);
