@@ -496,8 +496,11 @@ impl LocalProvider {
         }
         // Real processes, real time: the injected clock does not apply here.
         let started = std::time::Instant::now();
+        // Agents stop within a few ms of SIGTERM (it ends their wait at once): look often
+        // at first, less as time goes on.
         while pids.iter().any(|(p, _)| vm::alive(*p)) && started.elapsed() < STOP_GRACE {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep((started.elapsed() / 8).clamp(Duration::from_millis(1), Duration::from_millis(10)))
+                .await;
         }
         for (pid, r) in &pids {
             if vm::agent_alive(*pid, &r.id) {
