@@ -73,8 +73,15 @@ pub fn run(ctx: &Context, a: &CatalogArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     ctx.printer.table(&offer_table(&result.rows, false));
-    ctx.printer
-        .note(format!("{} offer(s) of {} scanned", result.rows.len(), result.scanned));
+    let shown = result.rows.len();
+    ctx.printer.note(if shown < result.matched {
+        format!(
+            "{shown} of {} matching offer(s) shown ({} scanned)",
+            result.matched, result.scanned
+        )
+    } else {
+        format!("{shown} offer(s) of {} scanned", result.scanned)
+    });
     price_age(ctx, catalog, &result.rows, false);
     Ok(())
 }

@@ -2,14 +2,12 @@
 //! price per vCPU), or by price per vCPU or per GiB with `--sort`. When nothing matches,
 //! it says which constraint to relax. Offers whose price is unknown are never ranked.
 
-use std::cmp::Ordering;
-
-use herd_core::catalog::{OfferQuery, OfferRow};
+use herd_core::catalog::{OfferQuery, SortKey};
 use herd_core::{Arch, Catalog, Error, PurchaseOption};
 use serde::Serialize;
 
 use super::catalog::{check_names, load, offer_table, parse_clouds, parse_gib, parse_price, price_age, OfferJson};
-use crate::args::{PlanArgs, SortBy};
+use crate::args::PlanArgs;
 use crate::context::Context;
 
 /// The flags that constrain a plan, by name, so a failed plan can try dropping each.
@@ -40,20 +38,14 @@ struct PlanOut<'a> {
 
 pub fn run(ctx: &Context, a: &PlanArgs) -> anyhow::Result<()> {
     let catalog = load(ctx)?;
-    let q = query(a, None)?;
+    let mut q = query(a, None)?;
     check_names(catalog, &q)?;
+    q.limit = Some(a.top.max(1));
     let result = catalog.query(&q);
-    let scanned = result.scanned;
-    let mut rows = result.rows;
+    let (scanned, matched, rows) = (result.scanned, result.matched, result.rows);
     if rows.is_empty() {
         return Err(no_match(catalog, a)?.into());
     }
-    // Other sort keys: the query sorted by them already, unknown prices last.
-    if a.sort == SortBy::Price {
-        rows.sort_by(rank);
-    }
-    let matched = rows.len();
-    rows.truncate(a.top.max(1));
     let as_of = catalog.oldest_price(rows.iter().map(|r| r.offer));
     if a.json {
         ctx.printer.json(&PlanOut {
@@ -73,17 +65,6 @@ pub fn run(ctx: &Context, a: &PlanArgs) -> anyhow::Result<()> {
     ));
     price_age(ctx, catalog, &rows, false);
     Ok(())
-}
-
-/// Price, then price per vCPU, then the catalog's stable order.
-fn rank(a: &OfferRow<'_>, b: &OfferRow<'_>) -> Ordering {
-    let price = |r: &OfferRow<'_>| r.hourly.map(|m| m.amount);
-    price(a)
-        .cmp(&price(b))
-        .then_with(|| a.price_per_vcpu().cmp(&b.price_per_vcpu()))
-        .then_with(|| a.offer.instance_type.cmp(&b.offer.instance_type))
-        .then_with(|| a.offer.region.cmp(&b.offer.region))
-        .then_with(|| a.offer.purchase.cmp(&b.offer.purchase))
 }
 
 /// The query for these flags, optionally without one of them.
@@ -161,10 +142,12 @@ fn is_set(a: &PlanArgs, flag: &str) -> bool {
 fn no_match(catalog: &Catalog, a: &PlanArgs) -> Result<Error, Error> {
     let mut best: Option<(&str, usize, String)> = None;
     for flag in CONSTRAINTS.into_iter().filter(|f| is_set(a, f)) {
-        let mut rows = catalog.query(&query(a, Some(flag))?).rows;
-        rows.sort_by(rank);
-        if let Some(first) = rows.first() {
-            if best.as_ref().is_none_or(|(_, n, _)| rows.len() > *n) {
+        let mut q = query(a, Some(flag))?;
+        q.sort = SortKey::Price;
+        q.limit = Some(1);
+        let found = catalog.query(&q);
+        if let Some(first) = found.rows.first() {
+            if best.as_ref().is_none_or(|(_, n, _)| found.matched > *n) {
                 let cheapest = format!(
                     "{} ({} vCPU, {} MiB) in {} {} at {}/h",
                     first.itype.name,
@@ -174,7 +157,7 @@ fn no_match(catalog: &Catalog, a: &PlanArgs) -> Result<Error, Error> {
                     first.offer.purchase,
                     first.hourly.map_or("an unknown price".to_string(), |m| m.to_string())
                 );
-                best = Some((flag, rows.len(), cheapest));
+                best = Some((flag, found.matched, cheapest));
             }
         }
     }
