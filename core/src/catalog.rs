@@ -407,7 +407,13 @@ impl Catalog {
                     "{} is not offered {} in {}",
                     req.instance_type, req.purchase, req.region
                 ))
-                .with_hint(if elsewhere.is_empty() {
+                .with_hint(if elsewhere.is_empty() && req.purchase == PurchaseOption::Spot {
+                    format!(
+                        "no spot price is known for {} anywhere; `herd catalog refresh --cloud {cloud}` fetches \
+                         spot prices where the cloud publishes them (AWS: with credentials)",
+                        req.instance_type
+                    )
+                } else if elsewhere.is_empty() {
                     format!("{} has no {} offer anywhere", req.instance_type, req.purchase)
                 } else {
                     format!("it is offered in: {}", elsewhere.join(", "))
