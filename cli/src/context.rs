@@ -49,14 +49,27 @@ impl Context {
         if let Some(l) = self.launcher.get() {
             return Ok(l);
         }
-        let provider = registry::provider(self.settings.cloud, &self.settings)?;
+        let l = self.build_launcher(self.settings.cloud)?;
+        Ok(self.launcher.get_or_init(|| l))
+    }
+
+    /// A launcher for any cloud, with the same guardrails and ledger: a sweep's matrix
+    /// may name several clouds. The configured cloud's is the shared one.
+    pub fn launcher_for(&self, cloud: herd_core::Cloud) -> Result<Launcher> {
+        if cloud == self.settings.cloud {
+            return self.launcher().cloned();
+        }
+        self.build_launcher(cloud)
+    }
+
+    fn build_launcher(&self, cloud: herd_core::Cloud) -> Result<Launcher> {
+        let provider = registry::provider(cloud, &self.settings)?;
         let journal: Arc<dyn herd_core::Journal> = self.ledger()?.clone();
-        let l = Launcher::builder(provider)
+        Ok(Launcher::builder(provider)
             .guardrails(self.settings.guardrails())
             .journal(journal)
             .seed(entropy())
-            .build();
-        Ok(self.launcher.get_or_init(|| l))
+            .build())
     }
 
     /// The launcher, if this command built one (for `--verbose` call statistics).

@@ -2,7 +2,7 @@
 //! market each), drops the impossible ones with the reason, and prices the worst case:
 //! on-demand price x per-cell timeout for every instance a cell may start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use herd_core::catalog::glob_match;
@@ -131,7 +131,12 @@ pub fn plan(spec: &Spec, launchers: &Launchers) -> Result<Plan> {
     let arch = m.arch.as_deref().map(str::parse::<Arch>).transpose()?;
     let mut cells = Vec::new();
     let mut dropped = Vec::new();
-    for cloud in clouds {
+    // With several clouds, `us-east-1` or `c7g.large` names one cloud's region or type;
+    // each cloud takes the names it knows, and a name no cloud knows is the error.
+    let multi = clouds.len() > 1;
+    let mut matched = BTreeSet::new();
+    let all_reachable = clouds.iter().all(|c| launchers.contains_key(c));
+    for &cloud in &clouds {
         let Some(launcher) = launchers.get(&cloud) else {
             dropped.push(Dropped {
                 cloud,
@@ -142,7 +147,39 @@ pub fn plan(spec: &Spec, launchers: &Launchers) -> Result<Plan> {
             });
             continue;
         };
-        expand_cloud(spec, cloud, launcher, arch, &mut cells, &mut dropped)?;
+        let scope = Scope {
+            multi,
+            matched: &mut matched,
+        };
+        expand_cloud(spec, cloud, launcher, arch, scope, &mut cells, &mut dropped)?;
+    }
+    if multi && all_reachable {
+        let names = [
+            ("region", &m.regions),
+            ("instance type", &m.types),
+            ("family", &m.families),
+        ];
+        for (what, list) in names {
+            if let Some(n) = list.iter().find(|n| !matched.contains(&format!("{what}:{n}"))) {
+                let on: Vec<String> = clouds.iter().map(|c| c.to_string()).collect();
+                let mut known: Vec<String> = Vec::new();
+                for (c, l) in launchers.iter().filter(|(c, _)| clouds.contains(c)) {
+                    let cat = l.catalog();
+                    match what {
+                        "region" => known.extend(cat.regions(*c).map(|r| r.name.clone())),
+                        "instance type" => {
+                            known.extend(cat.types().iter().filter(|t| t.cloud == *c).map(|t| t.name.clone()))
+                        }
+                        _ => known.extend(cat.types().iter().filter(|t| t.cloud == *c).map(|t| t.family.clone())),
+                    }
+                }
+                return Err(
+                    Error::invalid_spec(format!("no {what} on {} matches `{n}`", on.join(" or ")))
+                        .with_suggestions(did_you_mean(n, known.iter().map(String::as_str), 3))
+                        .with_hint(format!("`herd catalog --cloud {}` lists what each cloud has", on[0])),
+                );
+            }
+        }
     }
     let worst_case = cells.iter().map(|c: &Cell| c.worst_case).sum();
     Ok(Plan {
@@ -159,11 +196,19 @@ pub fn plan(spec: &Spec, launchers: &Launchers) -> Result<Plan> {
     })
 }
 
+/// How a cloud treats a name it does not know: an error when it is the matrix's only
+/// cloud; otherwise skipped here and checked across all clouds by [`plan`].
+struct Scope<'a> {
+    multi: bool,
+    matched: &'a mut BTreeSet<String>,
+}
+
 fn expand_cloud(
     spec: &Spec,
     cloud: Cloud,
     launcher: &Launcher,
     arch: Option<Arch>,
+    scope: Scope<'_>,
     cells: &mut Vec<Cell>,
     dropped: &mut Vec<Dropped>,
 ) -> Result<()> {
@@ -182,7 +227,11 @@ fn expand_cloud(
     let mut regions = Vec::new();
     for pat in &region_patterns {
         let hits: Vec<_> = all_regions.iter().filter(|r| glob_match(pat, &r.name)).collect();
-        if hits.is_empty() {
+        if !hits.is_empty() {
+            scope.matched.insert(format!("region:{pat}"));
+        } else if scope.multi {
+            continue;
+        } else {
             return Err(Error::invalid_spec(format!("no {cloud} region matches `{pat}`"))
                 .with_suggestions(did_you_mean(pat, all_regions.iter().map(|r| r.name.as_str()), 3))
                 .with_hint(format!(
@@ -201,11 +250,27 @@ fn expand_cloud(
         }
     }
 
+    let nothing_here = |what: &str| Dropped {
+        cloud,
+        region: "*".into(),
+        instance_type: "*".into(),
+        market: Market::OnDemand,
+        reason: format!("none of the matrix's {what} is on {cloud}"),
+    };
+    if regions.is_empty() {
+        dropped.push(nothing_here("regions"));
+        return Ok(());
+    }
+
     // Types: explicit names (globs) and families x sizes.
     let mut types: Vec<&InstanceType> = Vec::new();
     for pat in &m.types {
         let hits: Vec<&InstanceType> = known.iter().copied().filter(|t| glob_match(pat, &t.name)).collect();
-        if hits.is_empty() {
+        if !hits.is_empty() {
+            scope.matched.insert(format!("instance type:{pat}"));
+        } else if scope.multi {
+            continue;
+        } else {
             return Err(Error::invalid_spec(format!("unknown instance type `{pat}` on {cloud}"))
                 .with_suggestions(did_you_mean(pat, known.iter().map(|t| t.name.as_str()), 3))
                 .with_hint(format!("`herd catalog --cloud {cloud}` lists the known types")));
@@ -218,7 +283,11 @@ fn expand_cloud(
             .copied()
             .filter(|t| t.family.eq_ignore_ascii_case(fam))
             .collect();
-        if in_family.is_empty() {
+        if !in_family.is_empty() {
+            scope.matched.insert(format!("family:{fam}"));
+        } else if scope.multi {
+            continue;
+        } else {
             let mut fams: Vec<&str> = known.iter().map(|t| t.family.as_str()).collect();
             fams.sort_unstable();
             fams.dedup();
@@ -244,6 +313,22 @@ fn expand_cloud(
             )));
         }
         push_unique(&mut types, sized);
+    }
+
+    if types.is_empty() && (!m.types.is_empty() || !m.families.is_empty()) {
+        dropped.push(nothing_here("types and families"));
+        return Ok(());
+    }
+
+    if !caps.exec {
+        // A sweep runs its workload through exec; launching here would bill for nothing.
+        dropped.push(Dropped {
+            reason: format!(
+                "herd cannot run commands on {cloud} instances yet (no exec), so nothing could be measured"
+            ),
+            ..nothing_here("")
+        });
+        return Ok(());
     }
 
     for t in types {
@@ -385,7 +470,15 @@ mod tests {
     use std::sync::Arc;
 
     fn launchers() -> Launchers {
-        let sim = herd_local::virtual_provider(herd_core::VirtualClock::at_epoch(), 1, herd_local::Faults::default());
+        // Virtual exec on: a sweep plans only on clouds that can run its commands.
+        let sim = herd_local::LocalProvider::builder()
+            .in_memory()
+            .processes(false)
+            .virtual_exec(true)
+            .clock(Arc::new(herd_core::VirtualClock::at_epoch()))
+            .seed(1)
+            .build()
+            .unwrap();
         BTreeMap::from([(Cloud::Local, Launcher::new(Arc::new(sim)))])
     }
 
@@ -394,6 +487,100 @@ mod tests {
             "name = \"t\"\nrepetitions = 2\ntimeout = \"10m\"\nbudget = \"{budget}\"\n[workload]\nrun = \"true\"\n[matrix]\n{matrix}\n"
         );
         Spec::parse_with(&text, "t.toml", |_| Ok(Vec::new())).unwrap()
+    }
+
+    /// A second cloud for multi-cloud matrices: one type in one region, nothing callable.
+    #[derive(Debug)]
+    struct Elsewhere {
+        caps: herd_core::Capabilities,
+        catalog: herd_core::Catalog,
+    }
+
+    impl Elsewhere {
+        fn launcher(exec: bool) -> Launcher {
+            let mut caps = herd_core::Capabilities::none(herd_core::BillingRule::AWS);
+            caps.exec = exec;
+            let src = herd_core::PriceSource {
+                name: "test".into(),
+                as_of: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                licence: "x".into(),
+            };
+            let catalog = herd_core::Catalog::new(
+                vec![InstanceType::new(Cloud::Aws, "a1.large", "a1", 2, 4096, Arch::X86_64)],
+                vec![herd_core::Offer::new(
+                    Cloud::Aws,
+                    "a1.large",
+                    "us-east-1",
+                    herd_core::PurchaseOption::OnDemand,
+                    Some(Money::parse_usd("0.05").unwrap()),
+                    0,
+                )],
+                vec![src],
+                vec![herd_core::catalog::Region {
+                    cloud: Cloud::Aws,
+                    name: "us-east-1".into(),
+                    zones: Vec::new(),
+                }],
+            );
+            Launcher::new(Arc::new(Elsewhere { caps, catalog }))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl herd_core::Provider for Elsewhere {
+        fn info(&self) -> herd_core::ProviderInfo {
+            herd_core::ProviderInfo::new(Cloud::Aws, "test", "us-east-1")
+        }
+        fn capabilities(&self) -> &herd_core::Capabilities {
+            &self.caps
+        }
+        fn catalog(&self) -> &herd_core::Catalog {
+            &self.catalog
+        }
+        async fn launch(&self, _: &herd_core::LaunchRequest) -> Result<Vec<herd_core::Instance>> {
+            Err(Error::unsupported("planning never launches"))
+        }
+        async fn terminate(&self, _: &[String]) -> Result<Vec<herd_core::TerminateResult>> {
+            Err(Error::unsupported("planning never terminates"))
+        }
+        async fn list(&self, _: &herd_core::ListRequest) -> Result<Vec<herd_core::Instance>> {
+            Err(Error::unsupported("planning never lists"))
+        }
+    }
+
+    #[test]
+    fn a_multi_cloud_matrix_gives_each_cloud_the_names_it_knows() {
+        let mut ls = launchers();
+        ls.insert(Cloud::Aws, Elsewhere::launcher(true));
+        let matrix = "clouds = [\"aws\", \"local\"]\ntypes = [\"a1.large\", \"l1.small\"]\nregions = [\"us-east-1\", \"local-east-1\"]";
+        let p = plan(&spec(matrix, "100"), &ls).unwrap();
+        let cells: Vec<(Cloud, &str, &str)> = p
+            .cells
+            .iter()
+            .map(|c| (c.cloud, c.instance_type.as_str(), c.region.as_str()))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                (Cloud::Aws, "a1.large", "us-east-1"),
+                (Cloud::Local, "l1.small", "local-east-1")
+            ]
+        );
+
+        // A name no cloud of the matrix knows is still an error, with suggestions.
+        let typo = matrix.replace("a1.large", "a1.larg");
+        let e = plan(&spec(&typo, "100"), &ls).unwrap_err();
+        assert!(e.message().contains("a1.larg"), "{e}");
+        assert_eq!(e.suggestions()[0], "a1.large");
+
+        // A cloud that cannot run commands is dropped before it could bill for nothing.
+        ls.insert(Cloud::Aws, Elsewhere::launcher(false));
+        let p = plan(&spec(matrix, "100"), &ls).unwrap();
+        assert!(p.cells.iter().all(|c| c.cloud == Cloud::Local));
+        assert!(p
+            .dropped
+            .iter()
+            .any(|d| d.cloud == Cloud::Aws && d.reason.contains("no exec")));
     }
 
     #[test]

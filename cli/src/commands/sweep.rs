@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use herd_core::{Error, ErrorKind};
+use herd_core::{Cloud, Error, ErrorKind};
 use herd_sweep::plan::Cell as SweepCell;
 use herd_sweep::{report, CellOutcome, CellStatus, Launchers, Plan, Progress, Runner, Scores, Spec};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -26,15 +26,28 @@ pub fn run(ctx: &Context, a: &SweepArgs) -> anyhow::Result<()> {
     }
 }
 
-fn launchers(ctx: &Context) -> anyhow::Result<Launchers> {
-    let l = ctx.launcher()?;
-    Ok(BTreeMap::from([(l.info().cloud, l.clone())]))
+/// One launcher per cloud the matrix names (the configured cloud when it names none). A
+/// cloud this herd cannot reach is left out, and the plan drops its cells with the reason.
+fn launchers(ctx: &Context, spec: &Spec) -> anyhow::Result<Launchers> {
+    let mut out = BTreeMap::new();
+    let configured = ctx.launcher()?;
+    out.insert(configured.info().cloud, configured.clone());
+    for name in &spec.matrix.clouds {
+        let cloud: Cloud = name.parse()?;
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(cloud) {
+            if let Ok(l) = ctx.launcher_for(cloud) {
+                slot.insert(l);
+            }
+        }
+    }
+    Ok(out)
 }
 
-fn load(ctx: &Context, spec: &Path) -> anyhow::Result<(Spec, Plan)> {
+fn load(ctx: &Context, spec: &Path) -> anyhow::Result<(Spec, Plan, Launchers)> {
     let spec = Spec::load(spec)?;
-    let plan = herd_sweep::plan(&spec, &launchers(ctx)?)?;
-    Ok((spec, plan))
+    let launchers = launchers(ctx, &spec)?;
+    let plan = herd_sweep::plan(&spec, &launchers)?;
+    Ok((spec, plan, launchers))
 }
 
 #[derive(Serialize)]
@@ -45,7 +58,7 @@ struct PlanOut<'a> {
 }
 
 fn plan(ctx: &Context, a: &SweepPlanArgs) -> anyhow::Result<()> {
-    let (_, plan) = load(ctx, &a.spec)?;
+    let (_, plan, _) = load(ctx, &a.spec)?;
     if a.json {
         ctx.printer.json(&PlanOut {
             plan: &plan,
@@ -107,7 +120,7 @@ fn print_plan(ctx: &Context, plan: &Plan) {
 }
 
 fn run_sweep(ctx: &Context, a: &SweepRunArgs) -> anyhow::Result<()> {
-    let (spec, mut plan) = load(ctx, &a.spec)?;
+    let (spec, mut plan, launchers) = load(ctx, &a.spec)?;
     if let Some(c) = a.concurrency {
         plan.concurrency = c.max(1);
     }
@@ -120,7 +133,7 @@ fn run_sweep(ctx: &Context, a: &SweepRunArgs) -> anyhow::Result<()> {
     let ledger = ctx.ledger()?.clone();
     let progress = std::sync::Arc::new(Bars::new(ctx));
     let runner = Runner {
-        launchers: launchers(ctx)?,
+        launchers,
         ledger: ledger.clone(),
         progress: progress.clone(),
         owner: ctx.owner().to_string(),
