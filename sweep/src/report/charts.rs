@@ -92,7 +92,7 @@ pub fn bars(c: &mut dyn Canvas, s: &Scores) {
     title(
         c,
         &format!("{}: work per dollar", s.name),
-        &format!("{unit} per USD at the price frozen at launch; longer is better"),
+        &format!("{unit} per USD at the price frozen at launch; longer is better; red: on the Pareto front"),
     );
     if rows.is_empty() {
         c.text(
