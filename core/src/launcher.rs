@@ -36,6 +36,7 @@ struct Inner {
     retry: RetryPolicy,
     guard: Guardrails,
     journal: Arc<dyn Journal>,
+    observer: Arc<dyn crate::retry::RetryObserver>,
     stats: RetryStats,
     launch_stats: RetryStats,
 }
@@ -48,6 +49,7 @@ pub struct LauncherBuilder {
     retry: RetryPolicy,
     guard: Guardrails,
     journal: Arc<dyn Journal>,
+    observer: Arc<dyn crate::retry::RetryObserver>,
 }
 
 impl LauncherBuilder {
@@ -71,6 +73,11 @@ impl LauncherBuilder {
         self.journal = journal;
         self
     }
+    /// Who hears about long retry waits (the CLI prints them on stderr).
+    pub fn observer(mut self, observer: Arc<dyn crate::retry::RetryObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
     pub fn build(self) -> Launcher {
         Launcher {
             inner: Arc::new(Inner {
@@ -80,6 +87,7 @@ impl LauncherBuilder {
                 retry: self.retry,
                 guard: self.guard,
                 journal: self.journal,
+                observer: self.observer,
                 stats: RetryStats::default(),
                 launch_stats: RetryStats::default(),
             }),
@@ -133,6 +141,7 @@ impl Launcher {
             retry: RetryPolicy::default(),
             guard: Guardrails::default(),
             journal: Arc::new(NoJournal),
+            observer: Arc::new(crate::retry::SilentObserver),
         }
     }
 

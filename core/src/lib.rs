@@ -34,6 +34,6 @@ pub use launcher::{LaunchPlan, LaunchReport, Launcher, LauncherBuilder};
 pub use money::{Currency, Money};
 pub use provider::{Provider, ProviderInfo};
 pub use request::*;
-pub use retry::RetryPolicy;
+pub use retry::{RetryObserver, RetryPolicy, SilentObserver};
 pub use rng::SeededRng;
 pub use types::{Cloud, Instance, InstanceState, LaunchId, Market, PurchaseOption, Tags};

@@ -362,6 +362,10 @@ pub struct ReapResult {
     pub kind: String,
     pub id: String,
     pub outcome: TerminateOutcome,
+    /// Set when this item could not be deleted (it is still there, still billing);
+    /// `outcome` is then meaningless. Reap goes on past a failed item and reports each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ReapResult {
@@ -370,7 +374,22 @@ impl ReapResult {
             kind: kind.into(),
             id: id.into(),
             outcome,
+            error: None,
         }
+    }
+
+    /// An item reap tried and failed to delete, with why.
+    pub fn failed(kind: impl Into<String>, id: impl Into<String>, error: impl Into<String>) -> Self {
+        ReapResult {
+            kind: kind.into(),
+            id: id.into(),
+            outcome: TerminateOutcome::Terminated,
+            error: Some(error.into()),
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.error.is_some()
     }
 }
 

@@ -103,6 +103,22 @@ impl RetryPolicy {
     }
 }
 
+/// Told by the retry loop while it keeps retrying, so a long wait is never silent: the
+/// CLI prints a line on stderr (what, how long, the endpoint) after a few seconds.
+/// `waited` is the time since the first attempt; `last` the error that made it wait
+/// (its context carries the endpoint when the backend knows it).
+pub trait RetryObserver: Send + Sync + std::fmt::Debug {
+    fn retrying(&self, waited: Duration, next_wait: Duration, attempt: u32, last: &crate::error::Error);
+}
+
+/// Says nothing (library users and tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SilentObserver;
+
+impl RetryObserver for SilentObserver {
+    fn retrying(&self, _: Duration, _: Duration, _: u32, _: &crate::error::Error) {}
+}
+
 /// Counters of what the retry loop did; benchmarks and `--verbose` report them.
 #[derive(Debug, Default)]
 pub struct RetryStats {
