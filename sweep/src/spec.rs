@@ -182,15 +182,12 @@ impl Spec {
                 .with_hint("pass the path of a sweep spec, e.g. examples/compress/sweep.toml")
                 .with_source(e)
         })?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut spec = Spec::parse_with(&text, &path.display().to_string(), |f| {
-            let p = dir.join(f);
-            std::fs::read(&p).map_err(|e| {
-                Error::invalid_spec(format!("cannot read shipped file {}", p.display()))
-                    .with_hint("`workload.files` are relative to the spec file")
-                    .with_source(e)
-            })
-        })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let label = path.display().to_string();
+        let mut spec = Spec::parse_with(&text, &label, |f| read_shipped(&label, dir, f))?;
         spec.path = Some(path.to_path_buf());
         Ok(spec)
     }
@@ -405,6 +402,60 @@ fn metric(raw: Option<RawMetric>, bad: &dyn Fn(&str, String) -> Error) -> Result
     })
 }
 
+/// Reads shipped file `rel` (already checked relative, without `..`) of the spec `label`
+/// in `dir`. A symlink on the way (the file itself or a directory above it) may point
+/// anywhere under `dir`, never outside it: a spec ships what sits beside it, not `~/.ssh`
+/// through a link someone left in a shared checkout. Only regular files are shipped.
+fn read_shipped(label: &str, dir: &Path, rel: &str) -> Result<Vec<u8>> {
+    let full = dir.join(rel);
+    let cannot = |e: std::io::Error| {
+        Error::invalid_spec(format!(
+            "sweep spec {label}: cannot read shipped file {}",
+            full.display()
+        ))
+        .with_hint("`workload.files` are relative to the spec file")
+        .with_source(e)
+    };
+    let root = dir.canonicalize().map_err(cannot)?;
+    let escapes = |link: &Path, target: String| {
+        Error::invalid_spec(format!(
+            "sweep spec {label}: shipped file `{rel}` leaves the spec's directory: {} is a symlink to {target}",
+            link.display()
+        ))
+        .with_hint(format!(
+            "herd ships only files under {}; copy the file there instead of linking to it",
+            root.display()
+        ))
+    };
+    // Component by component, so the error names the link that escapes, not just the file.
+    let mut at = dir.to_path_buf();
+    for c in Path::new(rel).components() {
+        at.push(c);
+        let meta = std::fs::symlink_metadata(&at).map_err(cannot)?;
+        if meta.file_type().is_symlink() {
+            let resolved = at.canonicalize().map_err(cannot)?;
+            if !resolved.starts_with(&root) {
+                let target = std::fs::read_link(&at)
+                    .map_or_else(|_| resolved.display().to_string(), |t| t.display().to_string());
+                return Err(escapes(&at, target));
+            }
+        }
+    }
+    // Read what was checked: the resolved path, not the links again.
+    let resolved = full.canonicalize().map_err(cannot)?;
+    if !resolved.starts_with(&root) {
+        return Err(escapes(&full, resolved.display().to_string()));
+    }
+    let meta = std::fs::metadata(&resolved).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(Error::invalid_spec(format!(
+            "sweep spec {label}: shipped file `{rel}` is not a regular file"
+        ))
+        .with_hint("list each file to ship in `workload.files`; directories and devices are not shipped"));
+    }
+    std::fs::read(&resolved).map_err(cannot)
+}
+
 /// A toml error as `invalid sweep spec FILE:LINE:COL: ...`, naming the nearest key for an
 /// unknown one.
 fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> Error {
@@ -578,6 +629,98 @@ regions = ["local-east-1"]
         assert_eq!(a.sweep_id(), b.sweep_id());
         assert_ne!(a.sweep_id(), c.sweep_id());
         assert_ne!(a.sweep_id(), d.sweep_id());
+    }
+
+    /// A spec dir holding `OK` with `files` replaced, and a secret outside it.
+    fn spec_dir(files: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "TOP-SECRET").unwrap();
+        let dir = tmp.path().join("spec");
+        std::fs::create_dir(&dir).unwrap();
+        let spec = dir.join("sweep.toml");
+        std::fs::write(&spec, OK.replace("[\"work.sh\"]", files)).unwrap();
+        (tmp, spec, outside)
+    }
+
+    #[test]
+    fn a_file_symlink_out_of_the_spec_dir_is_refused() {
+        let (_tmp, spec, outside) = spec_dir(r#"["work.sh"]"#);
+        let dir = spec.parent().unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), dir.join("work.sh")).unwrap();
+        let e = Spec::load(&spec).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidSpec);
+        assert!(e.message().contains("`work.sh` leaves the spec's directory"), "{e}");
+        assert!(
+            e.message().contains(&outside.join("secret").display().to_string()),
+            "names the target: {e}"
+        );
+        assert!(e.message().contains("sweep.toml"), "names the spec: {e}");
+        assert!(e.hint().unwrap().contains("copy the file"), "{:?}", e.hint());
+        assert!(!format!("{e:#} {e:?}").contains("TOP-SECRET"));
+
+        // A relative link that climbs out is the same escape.
+        std::fs::remove_file(dir.join("work.sh")).unwrap();
+        std::os::unix::fs::symlink("../outside/secret", dir.join("work.sh")).unwrap();
+        let e = Spec::load(&spec).unwrap_err();
+        assert!(e.message().contains("is a symlink to ../outside/secret"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_symlink_out_of_the_spec_dir_is_refused() {
+        let (_tmp, spec, outside) = spec_dir(r#"["lib/secret"]"#);
+        let dir = spec.parent().unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("lib")).unwrap();
+        let e = Spec::load(&spec).unwrap_err();
+        assert!(e.message().contains("`lib/secret` leaves the spec's directory"), "{e}");
+        assert!(
+            e.message().contains(&format!(
+                "{} is a symlink to {}",
+                dir.join("lib").display(),
+                outside.display()
+            )),
+            "{e}"
+        );
+
+        // A link inside a real subdirectory, to a directory outside: still refused.
+        std::fs::remove_file(dir.join("lib")).unwrap();
+        std::fs::create_dir(dir.join("lib")).unwrap();
+        std::fs::write(spec.as_path(), OK.replace("[\"work.sh\"]", r#"["lib/deep/secret"]"#)).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("lib/deep")).unwrap();
+        let e = Spec::load(&spec).unwrap_err();
+        assert!(e.message().contains("lib/deep is a symlink to"), "{e}");
+    }
+
+    #[test]
+    fn symlinks_that_stay_inside_are_shipped() {
+        let (_tmp, spec, _outside) = spec_dir(r#"["work.sh", "data/input.txt"]"#);
+        let dir = spec.parent().unwrap();
+        std::fs::create_dir_all(dir.join("real/data")).unwrap();
+        std::fs::write(dir.join("real/work.sh"), "echo hi\n").unwrap();
+        std::fs::write(dir.join("real/data/input.txt"), "abc").unwrap();
+        // A relative file link and an absolute directory link, both resolving inside.
+        std::os::unix::fs::symlink("real/work.sh", dir.join("work.sh")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real/data"), dir.join("data")).unwrap();
+        let s = Spec::load(&spec).unwrap();
+        assert_eq!(s.workload.files[0].path, "work.sh");
+        assert_eq!(s.workload.files[0].bytes, b"echo hi\n");
+        assert!(s.workload.files[0].executable);
+        assert_eq!(s.workload.files[1].bytes, b"abc");
+    }
+
+    #[test]
+    fn directories_and_dangling_links_are_clear_errors() {
+        let (_tmp, spec, _outside) = spec_dir(r#"["sub"]"#);
+        let dir = spec.parent().unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        let e = Spec::load(&spec).unwrap_err();
+        assert!(e.message().contains("`sub` is not a regular file"), "{e}");
+        assert!(e.hint().is_some());
+        std::fs::remove_dir(dir.join("sub")).unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.join("sub")).unwrap();
+        let e = Spec::load(&spec).unwrap_err();
+        assert!(e.message().contains("cannot read shipped file"), "{e}");
     }
 
     #[test]
