@@ -11,8 +11,9 @@
 //!   the AWS backend: [`SpotPrices`] is the seam it implements and the CLI feeds in.
 //!
 //! Every endpoint is a parameter ([`Endpoints`]) so tests serve recorded responses from
-//! 127.0.0.1. Secrets go in headers or the query string and never into errors: transport
-//! errors are reported without their URL.
+//! 127.0.0.1. Secrets travel only in headers (`x-goog-api-key`, `Authorization`), never in
+//! a URL, a `Referer` or an error: a credentialed request follows a redirect only to the
+//! same scheme, host and port, and transport errors are reported without their URL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -103,31 +104,123 @@ pub struct Refreshed {
     pub requests: usize,
 }
 
-/// A small blocking HTTP client with the refresh's timeouts.
+/// What a request carries to prove who asks. `Debug` never shows the secret.
+#[derive(Clone, Copy)]
+enum Credential<'a> {
+    None,
+    /// Google's API key header, its documented alternative to `?key=`
+    /// (https://cloud.google.com/docs/authentication/api-keys-use#using-with-rest).
+    GoogleApiKey(&'a str),
+    Bearer(&'a str),
+}
+
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Credential::None => "Credential::None",
+            Credential::GoogleApiKey(_) => "Credential::GoogleApiKey(<redacted>)",
+            Credential::Bearer(_) => "Credential::Bearer(<redacted>)",
+        })
+    }
+}
+
+/// Why a credentialed request did not follow a redirect: it pointed at another origin.
+#[derive(Debug)]
+struct CrossOriginRedirect {
+    /// `host:port` of the refused target (never its path or query).
+    to: String,
+}
+
+impl fmt::Display for CrossOriginRedirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "redirected to another host ({})", self.to)
+    }
+}
+
+impl std::error::Error for CrossOriginRedirect {}
+
+fn origin(u: &reqwest::Url) -> (&str, Option<&str>, Option<u16>) {
+    (u.scheme(), u.host_str(), u.port_or_known_default())
+}
+
+fn host_port(u: &reqwest::Url) -> String {
+    match (u.host_str(), u.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => "an unknown host".to_string(),
+    }
+}
+
+/// Redirects herd follows: at most 10 (reqwest's default), and, for a request that
+/// carries a credential, only to the origin it was sent to.
+const MAX_REDIRECTS: usize = 10;
+
+/// Small blocking HTTP clients with the refresh's timeouts: one for the public price
+/// files, one for requests that carry a credential (same-origin redirects only).
 #[derive(Debug, Clone)]
 pub struct Http {
-    client: reqwest::blocking::Client,
+    public: reqwest::blocking::Client,
+    credentialed: reqwest::blocking::Client,
 }
 
 impl Http {
     pub fn new() -> Result<Http> {
-        let client = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            // A whole AWS region file can take a while on a slow link.
-            .timeout(Duration::from_secs(600))
-            .user_agent(concat!("herd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::unexpected(format!("cannot build the HTTP client: {}", e.without_url())))?;
-        Ok(Http { client })
+        let builder = || {
+            reqwest::blocking::Client::builder()
+                .connect_timeout(Duration::from_secs(15))
+                // A whole AWS region file can take a while on a slow link.
+                .timeout(Duration::from_secs(600))
+                .user_agent(concat!("herd/", env!("CARGO_PKG_VERSION")))
+                // A Referer would carry the previous URL to the next host.
+                .referer(false)
+        };
+        let build = |b: reqwest::blocking::ClientBuilder| {
+            b.build()
+                .map_err(|e| Error::unexpected(format!("cannot build the HTTP client: {}", e.without_url())))
+        };
+        let public = build(builder().redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS)))?;
+        let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().map(origin);
+            if first.is_some_and(|o| o != origin(attempt.url())) {
+                let to = host_port(attempt.url());
+                attempt.error(CrossOriginRedirect { to })
+            } else if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        });
+        let credentialed = build(builder().redirect(same_origin))?;
+        Ok(Http { public, credentialed })
     }
 
-    /// GETs `url`; `what` names it in errors instead of the URL (which may hold a key).
-    fn get(&self, url: &str, what: &str, bearer: Option<&str>) -> Result<reqwest::blocking::Response> {
-        let mut req = self.client.get(url);
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
+    /// GETs `url`; `what` names it in errors instead of the URL.
+    fn get(&self, url: &str, what: &str, credential: Credential<'_>) -> Result<reqwest::blocking::Response> {
+        let req = match credential {
+            Credential::None => self.public.get(url),
+            Credential::GoogleApiKey(k) => {
+                let mut v = reqwest::header::HeaderValue::from_str(k).map_err(|_| {
+                    Error::new(
+                        herd_core::ErrorKind::Unauthenticated,
+                        "the GCP API key holds characters an HTTP header cannot carry",
+                    )
+                    .with_hint("check HERD_GCP_API_KEY: an API key is letters, digits, `-` and `_`")
+                })?;
+                v.set_sensitive(true);
+                self.credentialed.get(url).header("x-goog-api-key", v)
+            }
+            Credential::Bearer(t) => self.credentialed.get(url).bearer_auth(t),
+        };
         let resp = req.send().map_err(|e| {
+            let cross = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .find_map(|s| s.downcast_ref::<CrossOriginRedirect>());
+            if let Some(c) = cross {
+                return Error::new(
+                    herd_core::ErrorKind::Unexpected,
+                    format!("cannot fetch {what}: it {c}; herd does not follow it, so the credentials stay with the host they are for"),
+                )
+                .with_hint("check `gcp_billing_url` under [catalog] in herd.toml, and any proxy in between");
+            }
             Error::new(
                 herd_core::ErrorKind::Unavailable,
                 format!("cannot fetch {what}: {}", e.without_url()),
@@ -155,8 +248,8 @@ impl Http {
         Err(e)
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, url: &str, what: &str, bearer: Option<&str>) -> Result<T> {
-        let resp = self.get(url, what, bearer)?;
+    fn json<T: serde::de::DeserializeOwned>(&self, url: &str, what: &str, credential: Credential<'_>) -> Result<T> {
+        let resp = self.get(url, what, credential)?;
         serde_json::from_reader(std::io::BufReader::new(resp))
             .map_err(|e| Error::unexpected(format!("{what} is not in the expected shape: {e}")))
     }
@@ -438,7 +531,7 @@ pub fn aws(
     let index: RegionIndex = http.json(
         &format!("{base}/offers/v1.0/aws/AmazonEC2/current/region_index.json"),
         "the AWS price list region index",
-        None,
+        Credential::None,
     )?;
     let mut requests = 1;
     let mut prices = Vec::new();
@@ -448,7 +541,7 @@ pub fn aws(
         }
         progress(&format!("aws: {region}"));
         let what = format!("the AWS price list of {region}");
-        let resp = http.get(&format!("{base}{}", entry.current_version_url), &what, None)?;
+        let resp = http.get(&format!("{base}{}", entry.current_version_url), &what, Credential::None)?;
         requests += 1;
         for (t, p) in parse_aws_region_file(resp).map_err(|e| e.with_context("file", what.clone()))? {
             prices.push((t, region.clone(), PurchaseOption::OnDemand, p));
@@ -536,7 +629,11 @@ pub fn azure(
         if requests % 20 == 0 {
             progress(&format!("azure: page {requests}"));
         }
-        let page: AzurePage = http.json(&u, &format!("the Azure Retail Prices API (page {requests})"), None)?;
+        let page: AzurePage = http.json(
+            &u,
+            &format!("the Azure Retail Prices API (page {requests})"),
+            Credential::None,
+        )?;
         for it in page.items {
             if it.currency_code != "USD"
                 || it.kind != "Consumption"
@@ -722,25 +819,26 @@ pub fn gcp(
     // (GPU key, spot) -> region -> rate per accelerator-hour
     let mut gpu_rates: HashMap<(String, bool), BTreeMap<String, Decimal>> = HashMap::new();
     let base = format!("{}/v1/services/{GCE_SERVICE}/skus", endpoints.gcp.trim_end_matches('/'));
-    let (key, bearer) = match auth {
-        GcpAuth::ApiKey(k) => (Some(k.as_str()), None),
-        GcpAuth::AccessToken(t) => (None, Some(t.as_str())),
+    let credential = match auth {
+        GcpAuth::ApiKey(k) => Credential::GoogleApiKey(k),
+        GcpAuth::AccessToken(t) => Credential::Bearer(t),
     };
     let mut token = String::new();
     let mut requests = 0;
     loop {
-        let mut url = format!("{base}?currencyCode=USD&pageSize=5000");
-        if let Some(k) = key {
-            url.push_str("&key=");
-            url.push_str(k);
-        }
+        let mut params = vec![("currencyCode", "USD"), ("pageSize", "5000")];
         if !token.is_empty() {
-            url.push_str("&pageToken=");
-            url.push_str(&token);
+            params.push(("pageToken", token.as_str()));
         }
+        let url = reqwest::Url::parse_with_params(&base, &params)
+            .map_err(|e| Error::config(format!("the GCP billing endpoint `{base}` is not a URL: {e}")))?;
         requests += 1;
         progress(&format!("gcp: page {requests}"));
-        let page: SkuPage = http.json(&url, &format!("the Cloud Billing Catalog (page {requests})"), bearer)?;
+        let page: SkuPage = http.json(
+            url.as_str(),
+            &format!("the Cloud Billing Catalog (page {requests})"),
+            credential,
+        )?;
         for sku in page.skus {
             if sku.category.resource_family != "Compute" {
                 continue;

@@ -14,9 +14,9 @@ use herd_catalog::{bundled, overlay, Catalogs};
 use herd_core::{Cloud, ErrorKind, PurchaseOption};
 use rust_decimal::Decimal;
 
-/// Serves `recorded/<route>` for each request path (query string included in the
-/// routing decision by `route`), replacing `NEXT` with its own base URL. Records the
-/// request lines and headers.
+/// Answers each request with what `route(target, head)` says (`head`: the request line
+/// and headers), replacing `NEXT` with its own base URL; a 3xx answer's body is its
+/// `location`. Records every request line and its headers.
 struct Server {
     base: String,
     seen: Arc<Mutex<Vec<String>>>,
@@ -30,7 +30,7 @@ fn recorded(name: &str) -> String {
 }
 
 impl Server {
-    fn start(route: fn(&str) -> Option<(u16, String)>) -> Server {
+    fn start(route: impl Fn(&str, &str) -> Option<(u16, String)> + Send + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -48,14 +48,21 @@ impl Server {
                     request.push_str(&line);
                 }
                 let target = request.split_whitespace().nth(1).unwrap_or("").to_string();
-                s.lock().unwrap().push(request);
-                let (status, body) = route(&target).unwrap_or((404, "{}".to_string()));
+                s.lock().unwrap().push(request.clone());
+                let (status, body) = route(&target, &request).unwrap_or((404, "{}".to_string()));
                 let body = body.replace("NEXT", &b);
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let _ = if (300..400).contains(&status) {
+                    write!(
+                        conn,
+                        "HTTP/1.1 {status} X\r\nlocation: {body}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                } else {
+                    write!(
+                        conn,
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
             }
         });
         Server { base, seen }
@@ -113,7 +120,7 @@ impl SpotPrices for FixedSpot {
 
 #[test]
 fn aws_bulk_offer_files_plain_linux_only() {
-    let srv = Server::start(aws_route);
+    let srv = Server::start(|t, _| aws_route(t));
     let http = Http::new().unwrap();
     let r = refresh::aws(
         &http,
@@ -160,7 +167,7 @@ fn aws_bulk_offer_files_plain_linux_only() {
     assert_eq!(c.sources()[spot.source as usize].name, "EC2 DescribeSpotPriceHistory");
 
     // Region globs fetch only the matching files.
-    let srv = Server::start(aws_route);
+    let srv = Server::start(|t, _| aws_route(t));
     let r = refresh::aws(
         &http,
         &endpoints(&srv.base),
@@ -209,7 +216,7 @@ fn azure_route(target: &str) -> Option<(u16, String)> {
 
 #[test]
 fn azure_retail_prices_follows_next_page_link() {
-    let srv = Server::start(azure_route);
+    let srv = Server::start(|t, _| azure_route(t));
     let http = Http::new().unwrap();
     let r = refresh::azure(
         &http,
@@ -241,11 +248,19 @@ fn azure_retail_prices_follows_next_page_link() {
     assert!(r.unknown_types.contains("Standard_Z99_v9"));
 }
 
-fn gcp_route(target: &str) -> Option<(u16, String)> {
+/// The header `name` of a recorded request (names are case-insensitive).
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn gcp_route(target: &str, head: &str) -> Option<(u16, String)> {
     if !target.starts_with("/v1/services/6F81-5844-456A/skus?") {
         return None;
     }
-    if target.contains("key=bad-key-Q7Z") {
+    if header(head, "x-goog-api-key") == Some("bad-key-Q7Z") {
         return Some((
             403,
             r#"{"error": {"code": 403, "message": "API key not valid.", "status": "PERMISSION_DENIED"}}"#.into(),
@@ -278,7 +293,24 @@ fn gcp_billing_catalog_pages_and_formula() {
     .unwrap();
     assert_eq!(r.requests, 2);
     let reqs = srv.requests();
-    assert!(reqs.iter().all(|q| q.contains("key=test-key-123")));
+    for q in &reqs {
+        assert_eq!(
+            header(q, "x-goog-api-key"),
+            Some("test-key-123"),
+            "the key is a header: {q}"
+        );
+        let request_line = q.lines().next().unwrap();
+        assert!(
+            !request_line.contains("test-key-123"),
+            "never in the URL: {request_line}"
+        );
+        assert!(
+            !request_line.contains("key="),
+            "no key parameter at all: {request_line}"
+        );
+        assert_eq!(header(q, "referer"), None);
+        assert_eq!(header(q, "authorization"), None);
+    }
     assert!(reqs[1].contains("pageToken=page-two"));
     let c = &r.catalog;
     // 8 x 0.03 + 32 x 0.004 (custom-type SKUs are not the predefined rate)
@@ -340,6 +372,122 @@ fn gcp_billing_catalog_pages_and_formula() {
         .any(|q| q.to_ascii_lowercase().contains("authorization: bearer tok-abc")));
 }
 
+fn gcp(http: &Http, base: &str, auth: &GcpAuth) -> herd_core::Result<refresh::Refreshed> {
+    refresh::gcp(
+        http,
+        &endpoints(base),
+        auth,
+        &[],
+        bundled(Cloud::Gcp),
+        today(),
+        &mut |_| {},
+    )
+}
+
+/// A server on another port that must never be reached: it only counts connections and
+/// what it read, so even a request it could not parse is seen.
+struct Tripwire {
+    base: String,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tripwire {
+    fn start() -> Tripwire {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut head = String::new();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                g.lock().unwrap().push(head);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                );
+            }
+        });
+        Tripwire { base, got }
+    }
+}
+
+#[test]
+fn a_redirect_to_another_host_never_receives_the_credentials() {
+    let other = Tripwire::start();
+    let target = format!("{}/v1/services/6F81-5844-456A/skus?stolen=1", other.base);
+    let srv = Server::start(move |_, _| Some((302, target.clone())));
+    let http = Http::new().unwrap();
+    for auth in [
+        GcpAuth::ApiKey("key-XK4-secret".into()),
+        GcpAuth::AccessToken("tok-XK4-secret".into()),
+    ] {
+        let e = gcp(&http, &srv.base, &auth).unwrap_err();
+        let shown = format!("{e} {e:#} {e:?} {}", e.hint().unwrap_or(""));
+        assert!(!shown.contains("XK4"), "no secret in the error: {shown}");
+        assert!(e.message().contains("redirected to another host"), "{e}");
+        let other_host = other.base.trim_start_matches("http://");
+        assert!(e.message().contains(other_host), "names where it pointed: {e}");
+        assert!(!e.message().contains("stolen"), "not the redirect's path or query: {e}");
+        assert!(e.hint().is_some());
+    }
+    assert_eq!(srv.requests().len(), 2, "each asked the real host once");
+    assert!(
+        other.got.lock().unwrap().is_empty(),
+        "the other host was never contacted: {:?}",
+        other.got.lock().unwrap()
+    );
+}
+
+#[test]
+fn a_redirect_on_the_same_host_is_followed_without_a_referer() {
+    let srv = Server::start(|target, head| {
+        if target.starts_with("/old/") {
+            return Some((307, format!("NEXT/v1/{}", target.trim_start_matches("/old/v1/"))));
+        }
+        gcp_route(target, head)
+    });
+    // The configured base points at the old path, which redirects.
+    let http = Http::new().unwrap();
+    let r = gcp(
+        &http,
+        &format!("{}/old", srv.base),
+        &GcpAuth::ApiKey("same-host-key".into()),
+    )
+    .unwrap();
+    assert_eq!(r.requests, 2);
+    let reqs = srv.requests();
+    assert_eq!(reqs.len(), 4, "two pages, each redirected once: {reqs:?}");
+    for q in &reqs {
+        assert_eq!(header(q, "x-goog-api-key"), Some("same-host-key"), "{q}");
+        assert_eq!(header(q, "referer"), None, "{q}");
+        assert!(!q.lines().next().unwrap().contains("same-host-key"));
+    }
+}
+
+#[test]
+fn page_tokens_are_encoded_not_spliced() {
+    // A token with `&key=`: spliced into the URL it would add a parameter.
+    let srv = Server::start(|target, _| {
+        if target.contains("pageToken=") {
+            return Some((200, r#"{"skus": []}"#.into()));
+        }
+        Some((200, r#"{"skus": [], "nextPageToken": "a+b/c=&key=x"}"#.into()))
+    });
+    let http = Http::new().unwrap();
+    gcp(&http, &srv.base, &GcpAuth::ApiKey("k".into())).unwrap();
+    let second = srv.requests()[1].lines().next().unwrap().to_string();
+    assert!(second.contains("pageToken=a%2Bb%2Fc%3D%26key%3Dx"), "{second}");
+}
+
 #[test]
 fn unreachable_source_is_a_clear_error() {
     let free = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -361,7 +509,7 @@ fn unreachable_source_is_a_clear_error() {
 
 #[test]
 fn refreshed_overlay_wins_and_dates_itself() {
-    let srv = Server::start(azure_route);
+    let srv = Server::start(|t, _| azure_route(t));
     let http = Http::new().unwrap();
     let r = refresh::azure(
         &http,
