@@ -51,11 +51,18 @@ impl Money {
     }
 
     /// Micro-units (1e-6 of the currency), the integer form used in tags and labels.
+    /// Saturates past i64 (9.2 trillion USD): no real price, but a typo in a budget
+    /// must not panic (`Decimal * Decimal` does on overflow).
     pub fn to_micros(self) -> i64 {
-        (self.amount * Decimal::from(1_000_000))
-            .round()
-            .to_i64()
-            .unwrap_or(i64::MAX)
+        let limit = if self.amount.is_sign_negative() {
+            i64::MIN
+        } else {
+            i64::MAX
+        };
+        self.amount
+            .checked_mul(Decimal::from(1_000_000))
+            .and_then(|m| m.round().to_i64())
+            .unwrap_or(limit)
     }
 
     pub fn from_micros(micros: i64) -> Self {
@@ -83,15 +90,18 @@ impl Money {
         self.amount.is_zero()
     }
 
-    /// Rounded to cents for display, keeping sub-cent amounts visible.
+    /// Rounded to cents for display, keeping sub-cent amounts visible. The precision is
+    /// chosen by the rounded value, so `0.99995` shows as `1.00` (not `1.0000`), and what
+    /// is shown, parsed again, shows the same.
     pub fn display_amount(self) -> String {
         let a = self.amount;
-        if a.is_zero() {
+        let (micro, basis) = (round(a, 6), round(a, 4));
+        if micro.is_zero() {
             "0.00".to_string()
-        } else if a.abs() < Decimal::new(1, 2) {
-            format!("{}", round(a, 6).normalize())
-        } else if a.abs() < Decimal::ONE {
-            format!("{:.4}", round(a, 4))
+        } else if micro.abs() < Decimal::new(1, 2) {
+            format!("{}", micro.normalize())
+        } else if basis.abs() < Decimal::ONE {
+            format!("{basis:.4}")
         } else {
             format!("{:.2}", round(a, 2))
         }
