@@ -56,8 +56,9 @@ impl BillingRule {
     pub fn billable_seconds(&self, used: Duration) -> u64 {
         let used = used.max(self.minimum);
         let inc = self.increment.as_secs().max(1);
-        let secs = used.as_secs() + u64::from(used.subsec_nanos() > 0);
-        secs.div_ceil(inc) * inc
+        // Saturating, so an absurd duration costs an absurd amount instead of a panic.
+        let secs = used.as_secs().saturating_add(u64::from(used.subsec_nanos() > 0));
+        secs.div_ceil(inc).saturating_mul(inc)
     }
 
     /// The charge for running `used` at `hourly`.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -89,6 +90,22 @@ impl Guardrails {
         Ok(d)
     }
 
+    /// The instant a deadline of `d` from `now` falls on. Checked: a deadline past the
+    /// last date the clock can hold (a huge `max_deadline` in herd.toml, then a huge
+    /// `--deadline`) is refused with an error instead of overflowing.
+    pub fn deadline_at(&self, now: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            // herd-deadline is unix seconds in a tag; keep it a sane, printable year.
+            .filter(|t| t.year() <= 9999)
+            .ok_or_else(|| {
+                Error::invalid_spec(format!("deadline {} does not fit in a date", human(d))).with_hint(
+                    "use a deadline of days, not millennia, and keep `max_deadline` in herd.toml modest (default 7d)",
+                )
+            })
+    }
+
     /// `Some(ZERO)` turns the idle timeout off.
     pub fn resolve_keepalive(&self, asked: Option<Duration>) -> Option<Duration> {
         match asked {
@@ -108,19 +125,25 @@ impl Guardrails {
             )
             .with_hint("shorten --deadline, launch fewer or smaller instances, or raise it with --budget / `budget.per_launch` in herd.toml"));
         }
-        let total = committed_today + worst_case;
-        if total > self.budget.per_day {
-            return Err(Error::new(
-                ErrorKind::BudgetExceeded,
-                format!(
-                    "worst case {worst_case} plus {committed_today} already committed today is over the daily budget of {}",
-                    self.budget.per_day
-                ),
-            )
-            .with_hint("terminate what you no longer need (`herd down`), or raise `budget.per_day` in herd.toml"));
-        }
-        Ok(())
+        check_daily_budget(self.budget.per_day, worst_case, committed_today)
     }
+}
+
+/// Refuses `worst_case` when, on top of `committed_today`, it would pass `per_day`. The
+/// one place the daily rule and its message live: the plan's preview and the journal's
+/// atomic reservation ([`crate::Journal::reserve`]) both call it.
+pub fn check_daily_budget(per_day: Money, worst_case: Money, committed_today: Money) -> Result<()> {
+    let total = committed_today + worst_case;
+    if total > per_day {
+        return Err(Error::new(
+            ErrorKind::BudgetExceeded,
+            format!(
+                "worst case {worst_case} plus {committed_today} already committed today is over the daily budget of {per_day}"
+            ),
+        )
+        .with_hint("terminate what you no longer need (`herd down`), or raise `budget.per_day` in herd.toml"));
+    }
+    Ok(())
 }
 
 /// `90s` -> `1m30s`, `7200s` -> `2h`, `9000s` -> `2h30m`, `400 days` -> `400d`.
@@ -143,7 +166,9 @@ pub fn human(d: Duration) -> String {
     out
 }
 
-/// Parses `90s`, `20m`, `2h`, `1h30m`, `1d`, or plain seconds.
+/// Parses `90s`, `20m`, `2h`, `1h30m`, `1d`, or plain seconds. Units go from the
+/// largest to the smallest, each at most once: `1h1h` or `30m1h` is a typo more often
+/// than a sum, and a deadline is too costly to guess at.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let t = s.trim();
     let bad = || {
@@ -158,6 +183,8 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     }
     let mut total: u64 = 0;
     let mut num = String::new();
+    // The last unit seen, in seconds: each next one must be strictly smaller.
+    let mut last_unit = u64::MAX;
     for c in t.chars() {
         if c.is_ascii_digit() {
             num.push(c);
@@ -172,6 +199,18 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
             'd' => 86_400,
             _ => return Err(bad()),
         };
+        if unit >= last_unit {
+            return Err(Error::invalid_spec(format!(
+                "`{s}` is not a duration: `{c}` {}",
+                if unit == last_unit {
+                    "appears twice"
+                } else {
+                    "comes after a smaller unit"
+                }
+            ))
+            .with_hint("write each unit once, largest first, like 1d2h30m"));
+        }
+        last_unit = unit;
         total = total
             .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
             .ok_or_else(bad)?;
@@ -193,6 +232,20 @@ mod tests {
         assert!(parse_duration("-5m").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("5m3").is_err());
+        for typo in ["1h1h", "30m1h", "1s1s", "2d3d"] {
+            let e = parse_duration(typo).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidSpec, "{typo}");
+            assert!(e.hint().unwrap().contains("once"), "{typo}: {e}");
+        }
+        assert_eq!(
+            parse_duration("1d2h30m5s").unwrap(),
+            Duration::from_secs(86_400 + 9000 + 5)
+        );
+        assert!(
+            parse_duration(&"9".repeat(40)).is_err(),
+            "too big is an error, not a wrap"
+        );
+        assert!(parse_duration("99999999999999999d").is_err());
         assert_eq!(human(Duration::from_secs(5400)), "1h30m");
         assert_eq!(human(Duration::from_secs(400 * 86_400)), "400d");
         assert_eq!(human(Duration::from_secs(86_400 + 60)), "1d1m");
@@ -207,6 +260,29 @@ mod tests {
         assert!(g.resolve_deadline(Some(Duration::from_secs(400 * 86_400))).is_err());
         assert_eq!(g.resolve_deadline(None).unwrap(), Duration::from_secs(7200));
         assert_eq!(g.resolve_keepalive(Some(Duration::ZERO)), None);
+    }
+
+    #[test]
+    fn deadlines_that_do_not_fit_a_date_are_errors_not_panics() {
+        let g = Guardrails {
+            max_deadline: Duration::MAX,
+            ..Guardrails::default()
+        };
+        let now = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+        for d in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(400_000 * 365 * 86_400),
+        ] {
+            let d = g.resolve_deadline(Some(d)).unwrap();
+            let e = g.deadline_at(now, d).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidSpec);
+            assert!(e.message().contains("does not fit"), "{e}");
+            assert!(e.hint().unwrap().contains("max_deadline"));
+        }
+        let at = g.deadline_at(now, Duration::from_secs(3600)).unwrap();
+        assert_eq!((at - now).num_seconds(), 3600);
+        assert!(g.deadline_at(DateTime::<Utc>::MAX_UTC, Duration::from_secs(1)).is_err());
     }
 
     #[test]

@@ -32,12 +32,34 @@ pub struct LaunchIntent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Midnight UTC of the day `t` falls in: where a per-day budget's day starts.
+pub fn day_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
 pub trait Journal: Send + Sync + Debug {
     /// Money committed by `owner` since `since`: worst-case reservations of launches
     /// still running, accrued cost of those that ended.
     fn committed_since(&self, owner: &str, since: DateTime<Utc>) -> Result<Money>;
     /// Written before the cloud is called: a crash after this leaves a trace to reap by.
     fn launch_started(&self, intent: &LaunchIntent) -> Result<()>;
+    /// Checks the per-day budget and records the launch (as [`Journal::launch_started`])
+    /// as one step: what `intent.owner` committed since the start of the UTC day of
+    /// `intent.created_at`, plus `intent.reservation`, must fit in `per_day`, else
+    /// `BudgetExceeded` and nothing is recorded. The Launcher calls this, not
+    /// `launch_started`, because a check and a later write let concurrent launches each
+    /// see room that only one of them has (ten at once once reserved 2.08 times the
+    /// limit). Re-reserving a launch id already recorded with the same request (a resume)
+    /// does not count it twice.
+    ///
+    /// The default runs the two steps one after the other, which is atomic only for a
+    /// journal no one else writes to at the same time; a journal shared between threads
+    /// or processes (the ledger) must override it with one transaction.
+    fn reserve(&self, intent: &LaunchIntent, per_day: Money) -> Result<()> {
+        let committed = self.committed_since(&intent.owner, day_start(intent.created_at))?;
+        crate::guardrails::check_daily_budget(per_day, intent.reservation, committed)?;
+        self.launch_started(intent)
+    }
     /// The launch ended in an error; `launched` instances (if any) were seen first.
     fn launch_failed(&self, launch_id: &LaunchId, error: &str) -> Result<()>;
     /// Upserts instances as the cloud reports them; records state changes; keeps the

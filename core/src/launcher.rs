@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::capabilities::{Capabilities, DeadlineEnforcement};
 use crate::catalog::Catalog;
-use crate::clock::{chrono_dur, SharedClock, SystemClock};
+use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::guardrails::{human, Guardrails};
 use crate::journal::{Journal, LaunchIntent, NoJournal};
@@ -190,7 +190,9 @@ impl Launcher {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let i = &self.inner;
-        i.retry.run(i.clock.as_ref(), &i.rng, stats, op).await
+        i.retry
+            .run_observed(i.clock.as_ref(), &i.rng, stats, i.observer.as_ref(), op)
+            .await
     }
 
     /// Validates, prices and checks the budget, without launching anything.
@@ -210,6 +212,8 @@ impl Launcher {
 
         g.check_count(spec.count)?;
         let deadline = g.resolve_deadline(spec.deadline)?;
+        let now = self.inner.clock.now();
+        let deadline_at = g.deadline_at(now, deadline)?;
         let keepalive = g.resolve_keepalive(spec.keepalive);
         for (k, v) in &spec.tags {
             tags::validate_user_tag(k, v)?;
@@ -226,7 +230,7 @@ impl Launcher {
                 return Err(
                     Error::invalid_spec(format!("cluster name `{c}` is not valid")).with_hint(format!(
                         "use lowercase a-z, 0-9, `_` and `-`, e.g. `{}`",
-                        tags::sanitize_value(c)
+                        tags::suggest_value(c, "my-cluster")
                     )),
                 );
             }
@@ -305,9 +309,11 @@ impl Launcher {
         };
         // Worst case at the on-demand price even for spot, to cover the fallback.
         let worst_case = od.for_duration(spec.count, deadline);
-        let now = self.inner.clock.now();
-        let day_start = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        let committed_today = self.inner.journal.committed_since(&g.owner, day_start)?;
+        // A preview: the binding check is `Journal::reserve` in `launch_planned`.
+        let committed_today = self
+            .inner
+            .journal
+            .committed_since(&g.owner, crate::journal::day_start(now))?;
         let budget = g.check_budget(worst_case, committed_today).err();
 
         let launch_id = match &spec.launch_id {
@@ -320,7 +326,6 @@ impl Launcher {
                 &launch_id.as_str()[launch_id.as_str().len().saturating_sub(6)..]
             )
         });
-        let deadline_at = now + chrono_dur(deadline);
         let tag_set = tags::herd_tags(
             &spec.tags,
             &g.owner,
@@ -399,7 +404,12 @@ impl Launcher {
             deadline: req.deadline,
             created_at: self.inner.clock.now(),
         };
-        self.inner.journal.launch_started(&intent).map_err(wrap)?;
+        // Check and reserve in one step: the plan's check may be stale by now, since
+        // other launches (other processes too) reserve from the same day's budget.
+        self.inner
+            .journal
+            .reserve(&intent, self.inner.guard.budget.per_day)
+            .map_err(wrap)?;
 
         // This launch's own counters: the launcher's totals are shared by concurrent launches.
         let mine = RetryStats::default();
@@ -415,10 +425,33 @@ impl Launcher {
             }
             match self.launch_batch(&sub, caps, &mine).await {
                 Ok(got) => {
-                    let recorded = self.inner.journal.instances_seen(&got);
-                    launched.extend(got);
-                    // Instances the ledger could not record are not left running.
-                    if let Err(e) = recorded {
+                    // A wrong count (a retry that found 43 of 50 by the idempotency key, or
+                    // an answer with extra instances) is recorded like any other, so the
+                    // ledger knows what ran and bills it, and then rolled back: a launch
+                    // is all of its instances or none, never a part left running.
+                    // Another owner's instance in the answer is neither recorded as ours
+                    // nor terminated (see `roll_back`), and makes the answer wrong.
+                    let asked = sub.count as usize;
+                    let found = got.len();
+                    let (ours, foreign): (Vec<Instance>, Vec<Instance>) =
+                        got.into_iter().partition(|i| self.is_ours(i));
+                    let recorded = self.inner.journal.instances_seen(&ours);
+                    launched.extend(ours);
+                    let failed = match recorded {
+                        // Instances the ledger could not record are not left running.
+                        Err(e) => Some(e),
+                        Ok(()) if found != asked || !foreign.is_empty() => Some(Error::unexpected(format!(
+                            "asked the cloud for {asked} instances, it returned {found}{}",
+                            if foreign.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", {} of them another owner's", foreign.len())
+                            }
+                        ))),
+                        Ok(()) => None,
+                    };
+                    launched.extend(foreign);
+                    if let Some(e) = failed {
                         self.inner.launch_stats.absorb(&mine);
                         let e = self.roll_back(&req.launch_id, &launched, e).await;
                         return Err(wrap(e));
@@ -471,37 +504,59 @@ impl Launcher {
             }
             other => other?,
         };
-        if got.len() != sub.count as usize {
-            let e = Error::unexpected(format!(
-                "asked for {} instances, the cloud returned {}",
-                sub.count,
-                got.len()
-            ));
-            let e = self.roll_back(&sub.launch_id, &got, e).await;
-            return Err(e);
-        }
+        // The caller checks the count, after recording what came back.
         Ok(got)
     }
 
     /// Terminates what a failed launch started; the original error is returned, with a
-    /// note if the clean-up itself failed (then `herd reap` finds them by tag).
+    /// note if the clean-up itself failed (then `herd reap` finds them by tag). An
+    /// instance in the answer whose `herd-owner` tag names someone else is never
+    /// terminated (the answer is not trusted to be ours); the error names it instead.
     async fn roll_back(&self, launch_id: &LaunchId, launched: &[Instance], e: Error) -> Error {
         let _ = self.inner.journal.launch_failed(launch_id, &e.to_string());
         if launched.is_empty() {
             return e;
         }
-        let ids: Vec<String> = launched.iter().map(|i| i.id.clone()).collect();
+        let (ours, foreign): (Vec<&Instance>, Vec<&Instance>) = launched.iter().partition(|i| self.is_ours(i));
+        let left_alone = if foreign.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = foreign
+                .iter()
+                .map(|i| format!("{} (owner {})", i.id, i.tag(tags::OWNER).unwrap_or("?")))
+                .collect();
+            format!(
+                "; the cloud's answer also named {} instance(s) that are not yours, left alone: {}",
+                foreign.len(),
+                names.join(", ")
+            )
+        };
+        if ours.is_empty() {
+            return if left_alone.is_empty() {
+                e
+            } else {
+                e.with_hint(format!("nothing of yours was started{left_alone}"))
+            };
+        }
+        let ids: Vec<String> = ours.iter().map(|i| i.id.clone()).collect();
         match self.terminate(&ids).await {
-            Ok(_) => {
-                let hint = format!("{} instance(s) already started were terminated again; nothing is left running", ids.len());
-                e.with_hint(hint)
-            }
+            Ok(_) => e.with_hint(format!(
+                "{} instance(s) already started were terminated again; nothing is left running{left_alone}",
+                ids.len()
+            )),
             Err(t) => e.with_hint(format!(
-                "{} instance(s) may still be running ({}); `herd reap` or `herd down --launch {launch_id}` will find them",
+                "{} instance(s) may still be running ({}); `herd reap` or `herd down --launch {launch_id}` will find them{left_alone}",
                 ids.len(),
                 t.message()
             )),
         }
+    }
+
+    /// Whether an instance in a launch answer may be treated as this owner's: its
+    /// `herd-owner` tag, when the answer carries tags, must be ours.
+    fn is_ours(&self, i: &Instance) -> bool {
+        i.tag(tags::OWNER)
+            .is_none_or(|o| o == tags::sanitize_value(&self.inner.guard.owner))
     }
 
     /// Terminates instances; unknown and already-terminated ids are `AlreadyGone`.
@@ -790,6 +845,349 @@ mod tests {
             3,
             "every started instance was terminated"
         );
+    }
+
+    /// A cloud whose launch answer has the wrong size: `short` instances fewer than asked
+    /// (a retry that found only part of a launch by its idempotency key), plus `foreign`
+    /// instances tagged with another owner (a hostile or broken endpoint). Every
+    /// instance it returns is tagged as the request asked; it remembers what it was
+    /// asked to terminate.
+    #[derive(Debug)]
+    struct WrongCount {
+        inner: Yielding,
+        short: u32,
+        foreign: u32,
+        terminated: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Provider for WrongCount {
+        fn info(&self) -> ProviderInfo {
+            self.inner.info()
+        }
+        fn capabilities(&self) -> &Capabilities {
+            &self.inner.caps
+        }
+        fn catalog(&self) -> &Catalog {
+            &self.inner.catalog
+        }
+        async fn launch(&self, req: &LaunchRequest) -> Result<Vec<Instance>> {
+            let mut shorter = req.clone();
+            shorter.count = req.count - self.short;
+            let mut got = self.inner.launch(&shorter).await?;
+            for i in &mut got {
+                i.tags = req.tags.clone();
+            }
+            for n in 0..self.foreign {
+                let mut other = got[0].clone();
+                other.id = format!("theirs-{n}");
+                other.tags.insert(tags::OWNER.into(), "mallory".into());
+                got.push(other);
+            }
+            Ok(got)
+        }
+        async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
+            self.terminated.lock().unwrap().extend(ids.iter().cloned());
+            self.inner.terminate(ids).await
+        }
+        async fn list(&self, req: &ListRequest) -> Result<Vec<Instance>> {
+            self.inner.list(req).await
+        }
+    }
+
+    /// A journal that keeps what it is told, with the default (in-process) `reserve`.
+    #[derive(Debug, Default)]
+    struct Recording {
+        reserved: std::sync::Mutex<Vec<Money>>,
+        seen: std::sync::Mutex<Vec<String>>,
+        ended: std::sync::Mutex<Vec<String>>,
+        failed: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Journal for Recording {
+        fn committed_since(&self, _: &str, _: DateTime<Utc>) -> Result<Money> {
+            Ok(self.reserved.lock().unwrap().iter().copied().sum())
+        }
+        fn launch_started(&self, i: &LaunchIntent) -> Result<()> {
+            self.reserved.lock().unwrap().push(i.reservation);
+            Ok(())
+        }
+        fn launch_failed(&self, id: &LaunchId, _: &str) -> Result<()> {
+            self.failed.lock().unwrap().push(id.to_string());
+            Ok(())
+        }
+        fn instances_seen(&self, seen: &[Instance]) -> Result<()> {
+            self.seen.lock().unwrap().extend(seen.iter().map(|i| i.id.clone()));
+            Ok(())
+        }
+        fn instances_ended(&self, ids: &[String], _: DateTime<Utc>, _: &str) -> Result<()> {
+            self.ended.lock().unwrap().extend(ids.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn wrong_count(short: u32, foreign: u32) -> (Arc<WrongCount>, Arc<Recording>, Launcher) {
+        let clock = VirtualClock::at_epoch();
+        let mut inner = Yielding::new(clock.clone());
+        inner.caps.max_launch_batch = 100;
+        inner.caps.max_terminate_batch = 100;
+        let p = Arc::new(WrongCount {
+            inner,
+            short,
+            foreign,
+            terminated: Default::default(),
+        });
+        let journal = Arc::new(Recording::default());
+        let launcher = Launcher::builder(p.clone())
+            .clock(Arc::new(clock))
+            .journal(journal.clone())
+            .guardrails(Guardrails {
+                owner: "alice".into(),
+                ..Guardrails::default()
+            })
+            .retry(RetryPolicy::none())
+            .build();
+        (p, journal, launcher)
+    }
+
+    fn spec50() -> LaunchSpec {
+        LaunchSpec::new("t.small", 50).deadline(Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn a_partial_answer_is_recorded_then_ended_never_left_running() {
+        let (p, journal, launcher) = wrong_count(7, 0);
+        let e = launcher.launch(spec50()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unexpected);
+        assert!(e.message().contains("for 50 instances, it returned 43"), "{e}");
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("43 instance(s) already started were terminated again"),
+            "{:?}",
+            e.hint()
+        );
+        let mut found = journal.seen.lock().unwrap().clone();
+        found.sort();
+        assert_eq!(found.len(), 43, "the ledger knows what ran, so it is billed");
+        let mut ended = p.terminated.lock().unwrap().clone();
+        ended.sort();
+        assert_eq!(ended, found, "all 43 terminated, nothing else");
+        assert_eq!(journal.ended.lock().unwrap().len(), 43);
+        assert_eq!(journal.failed.lock().unwrap().len(), 1, "the launch is marked failed");
+    }
+
+    #[tokio::test]
+    async fn extra_instances_of_another_owner_are_named_not_touched() {
+        let (p, journal, launcher) = wrong_count(0, 2);
+        let e = launcher.launch(spec50()).await.unwrap_err();
+        assert!(e.message().contains("returned 52, 2 of them another owner's"), "{e}");
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.contains("50 instance(s) already started were terminated again"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("theirs-0 (owner mallory)") && hint.contains("left alone"),
+            "{hint}"
+        );
+        let terminated = p.terminated.lock().unwrap().clone();
+        assert_eq!(terminated.len(), 50);
+        assert!(terminated.iter().all(|id| !id.starts_with("theirs")), "{terminated:?}");
+        assert!(journal.seen.lock().unwrap().iter().all(|id| !id.starts_with("theirs")));
+    }
+
+    #[tokio::test]
+    async fn the_right_count_launches() {
+        let (p, journal, launcher) = wrong_count(0, 0);
+        let r = launcher.launch(spec50()).await.unwrap();
+        assert_eq!(r.instances.len(), 50);
+        assert!(p.terminated.lock().unwrap().is_empty());
+        assert_eq!(journal.reserved.lock().unwrap().len(), 1);
+    }
+
+    /// A journal that refuses every reservation, as the ledger does when another
+    /// process took the day's last room after this launch's plan was made.
+    #[derive(Debug, Default)]
+    struct Full(Recording);
+
+    impl Journal for Full {
+        fn committed_since(&self, _: &str, _: DateTime<Utc>) -> Result<Money> {
+            Ok(Money::ZERO)
+        }
+        fn launch_started(&self, i: &LaunchIntent) -> Result<()> {
+            self.0.launch_started(i)
+        }
+        fn reserve(&self, i: &LaunchIntent, per_day: Money) -> Result<()> {
+            crate::guardrails::check_daily_budget(per_day, i.reservation, per_day)
+        }
+        fn launch_failed(&self, id: &LaunchId, e: &str) -> Result<()> {
+            self.0.launch_failed(id, e)
+        }
+        fn instances_seen(&self, seen: &[Instance]) -> Result<()> {
+            self.0.instances_seen(seen)
+        }
+        fn instances_ended(&self, ids: &[String], at: DateTime<Utc>, r: &str) -> Result<()> {
+            self.0.instances_ended(ids, at, r)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reservation_decides_not_the_plan() {
+        let clock = VirtualClock::at_epoch();
+        let (p, _, _) = wrong_count(0, 0);
+        let journal = Arc::new(Full::default());
+        let launcher = Launcher::builder(p.clone())
+            .clock(Arc::new(clock))
+            .journal(journal.clone())
+            .build();
+        let plan = launcher.plan(&spec50()).await.unwrap();
+        assert!(plan.budget.is_none(), "the preview saw room");
+        let e = launcher.launch_planned(plan).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BudgetExceeded);
+        assert!(e.message().contains("daily budget"), "{e}");
+        assert!(e.context_value("launch_id").is_some(), "{e}");
+        assert!(journal.0.seen.lock().unwrap().is_empty(), "nothing was launched");
+        assert!(journal.0.reserved.lock().unwrap().is_empty(), "nothing was recorded");
+    }
+
+    #[tokio::test]
+    async fn concurrent_launches_never_reserve_past_the_day() {
+        // In one process the default `reserve` is enough (nothing yields between its
+        // check and its write); the ledger makes it one transaction across processes.
+        let clock = VirtualClock::at_epoch();
+        let journal = Arc::new(Recording::default());
+        let launcher = Launcher::builder(Arc::new(Yielding::new(clock.clone())))
+            .clock(Arc::new(clock))
+            .journal(journal.clone())
+            .build();
+        let one = LaunchSpec::new("t.small", 1).deadline(Duration::from_secs(3600));
+        let per_day = launcher.guardrails().budget.per_day;
+        let plans = futures_join_all((0..60).map(|_| launcher.plan(&one))).await;
+        let outcomes = futures_join_all(plans.into_iter().map(|p| launcher.launch_planned(p.unwrap()))).await;
+        let ok = outcomes.iter().filter(|r| r.is_ok()).count();
+        let total: Money = journal.reserved.lock().unwrap().iter().copied().sum();
+        assert_eq!(ok, 50, "$1/h for 1h each against $50 a day");
+        assert!(total <= per_day, "{total} reserved");
+        assert!(outcomes
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e.kind() == ErrorKind::BudgetExceeded));
+    }
+
+    /// Polls every future in turn until all are done, so they interleave (no `futures`
+    /// dependency in core).
+    async fn futures_join_all<F: std::future::Future>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+        let mut fs: Vec<_> = fs.into_iter().map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = fs.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (f, o) in fs.iter_mut().zip(out.iter_mut()) {
+                if o.is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => *o = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().map(|o| o.expect("done")).collect()
+    }
+
+    /// A cloud that throttles its first two launch calls.
+    #[derive(Debug)]
+    struct Throttled {
+        inner: Yielding,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl Provider for Throttled {
+        fn info(&self) -> ProviderInfo {
+            self.inner.info()
+        }
+        fn capabilities(&self) -> &Capabilities {
+            &self.inner.caps
+        }
+        fn catalog(&self) -> &Catalog {
+            &self.inner.catalog
+        }
+        async fn launch(&self, req: &LaunchRequest) -> Result<Vec<Instance>> {
+            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                return Err(Error::new(ErrorKind::RateLimited, "RequestLimitExceeded")
+                    .with_context("endpoint", "http://127.0.0.1:1"));
+            }
+            self.inner.launch(req).await
+        }
+        async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
+            self.inner.terminate(ids).await
+        }
+        async fn list(&self, req: &ListRequest) -> Result<Vec<Instance>> {
+            self.inner.list(req).await
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Heard(std::sync::Mutex<Vec<(u32, String)>>);
+
+    impl crate::retry::RetryObserver for Heard {
+        fn retrying(&self, _: Duration, _: Duration, attempt: u32, last: &Error) {
+            let endpoint = last.context_value("endpoint").unwrap_or("-").to_string();
+            self.0.lock().unwrap().push((attempt, endpoint));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_launcher_tells_its_observer_about_every_retry() {
+        let clock = VirtualClock::at_epoch();
+        let heard = Arc::new(Heard::default());
+        let launcher = Launcher::builder(Arc::new(Throttled {
+            inner: Yielding::new(clock.clone()),
+            calls: Default::default(),
+        }))
+        .clock(Arc::new(clock))
+        .observer(heard.clone())
+        .build();
+        launcher
+            .launch(LaunchSpec::new("t.small", 1).deadline(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(
+            *heard.0.lock().unwrap(),
+            vec![
+                (1, "http://127.0.0.1:1".to_string()),
+                (2, "http://127.0.0.1:1".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn absurd_deadlines_and_names_are_refused_with_hints() {
+        let clock = VirtualClock::at_epoch();
+        let launcher = Launcher::builder(Arc::new(Yielding::new(clock.clone())))
+            .clock(Arc::new(clock))
+            .guardrails(Guardrails {
+                max_deadline: Duration::MAX,
+                ..Guardrails::default()
+            })
+            .build();
+        let e = launcher
+            .plan(&LaunchSpec::new("t.small", 1).deadline(Duration::MAX))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidSpec);
+        assert!(e.message().contains("does not fit in a date"), "{e}");
+        let e = launcher
+            .plan(&LaunchSpec::new("t.small", 1).cluster("Ünïcode"))
+            .await
+            .unwrap_err();
+        assert!(e.hint().unwrap().contains("`unicode`"), "{:?}", e.hint());
     }
 
     #[tokio::test]

@@ -25,9 +25,12 @@ pub struct LedgerOptions {
 }
 
 impl Default for LedgerOptions {
+    /// Ten seconds of patience for the write lock: budget reservations are serialized
+    /// through it, so a burst of concurrent launches queues on it; a lock held longer
+    /// than that is a stuck process, and the error says so.
     fn default() -> Self {
         LedgerOptions {
-            busy_timeout: Duration::from_secs(2),
+            busy_timeout: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
         }
     }
@@ -49,9 +52,12 @@ const _: fn() = || {
 
 impl Ledger {
     /// Opens (creating it and its directory if needed) the ledger at `path`, migrating it
-    /// to the latest schema. Errors: `ConfigInvalid` for a file that is not a ledger or
-    /// was written by a newer herd; `Unavailable` (temporary) when another process holds
-    /// it past the busy timeout. A file that cannot be used is never modified.
+    /// to the latest schema. Errors: `ConfigInvalid` for a file that is empty (0 bytes),
+    /// unreadable, not a ledger or written by a newer herd (never taken as a new ledger:
+    /// that would forget the day's spend); `Unavailable` (temporary) when another process
+    /// holds it past the busy timeout. A file that cannot be used is never modified. On
+    /// Unix a new ledger is 0600 in a 0700 directory, and an existing one wider than 0600
+    /// is tightened: it says what everyone launched and spent.
     pub fn open(path: &Path) -> Result<Ledger> {
         Ledger::open_with(path, LedgerOptions::default())
     }
@@ -157,6 +163,19 @@ impl Journal for Ledger {
 
     fn launch_started(&self, intent: &LaunchIntent) -> Result<()> {
         self.store.insert_launch(intent)
+    }
+
+    /// The day's total and the new launch's row in one immediate transaction, so ten
+    /// herds launching at once (ten processes on one file) can never all fit in room
+    /// meant for four: each waits for the write lock (the busy timeout), then sees what
+    /// the others reserved.
+    fn reserve(&self, intent: &LaunchIntent, per_day: Money) -> Result<()> {
+        let since = herd_core::journal::day_start(intent.created_at);
+        self.store
+            .reserve_launch(intent, &sanitize_value(&intent.owner), since, &|launches| {
+                let committed: Money = launches.iter().map(|(l, runs)| cost::committed(l, runs)).sum();
+                herd_core::guardrails::check_daily_budget(per_day, intent.reservation, committed)
+            })
     }
 
     fn launch_failed(&self, launch_id: &LaunchId, error: &str) -> Result<()> {

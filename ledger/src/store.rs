@@ -27,9 +27,24 @@ pub(crate) struct Run {
     pub deadline: DateTime<Utc>,
 }
 
+/// Decides, from the launches an owner made since the start of the day (each with its
+/// instances), whether one more may be reserved: `Err` refuses it.
+pub(crate) type Admit<'a> = &'a dyn Fn(&[(LaunchRecord, Vec<Run>)]) -> Result<()>;
+
 pub(crate) trait Store: crate::sweeps::SweepStore + Send + Sync + Debug {
     /// Records a launch about to be sent to the cloud (status `started`).
     fn insert_launch(&self, intent: &LaunchIntent) -> Result<()>;
+    /// `insert_launch` only if `admit` accepts the other launches `owner_key` created
+    /// since `since`, read in the same write transaction (so two stores on one database,
+    /// in two processes, can never both admit into the same room). A launch already
+    /// recorded and not failed is a resume: it was admitted before and is not checked.
+    fn reserve_launch(
+        &self,
+        intent: &LaunchIntent,
+        owner_key: &str,
+        since: DateTime<Utc>,
+        admit: Admit<'_>,
+    ) -> Result<()>;
     /// Marks a launch (or the launch a batch id belongs to) failed.
     fn fail_launch(&self, launch_id: &str, error: &str) -> Result<()>;
     /// Upserts sightings in one transaction, following `rules::step`.

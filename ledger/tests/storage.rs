@@ -226,3 +226,137 @@ fn another_programs_database_is_not_taken_over() {
     assert!(e.message().contains("not a herd ledger"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+/// The hint every unusable ledger gets: how to move it aside, and that the kill switch
+/// does not need it.
+fn assert_move_aside_hint(e: &herd_core::Error, path: &Path) {
+    let hint = e.hint().unwrap();
+    assert!(
+        hint.contains(&format!("mv {} {}.bad", path.display(), path.display())),
+        "{hint}"
+    );
+    assert!(hint.contains("herd down --all"), "{hint}");
+}
+
+#[test]
+fn an_empty_ledger_file_is_refused_not_taken_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    std::fs::write(&path, b"").unwrap();
+    let e = Ledger::open(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(!e.is_temporary());
+    assert!(e.message().contains(&path.display().to_string()), "{e}");
+    assert!(e.message().contains("empty (0 bytes)"), "{e}");
+    assert_move_aside_hint(&e, &path);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+    assert!(!dir.path().join("ledger.db-wal").exists());
+}
+
+#[test]
+fn short_foreign_and_non_file_ledgers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.db");
+    std::fs::write(&short, b"SQLite").unwrap();
+    let e = Ledger::open(&short).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(e.message().contains("not a readable herd ledger"), "{e}");
+    assert_move_aside_hint(&e, &short);
+    assert_eq!(std::fs::read(&short).unwrap(), b"SQLite");
+
+    let text = dir.path().join("text.db");
+    std::fs::write(&text, "owner = \"alice\"\n[budget]\nper_day = 50\n").unwrap();
+    let e = Ledger::open(&text).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert_move_aside_hint(&e, &text);
+
+    let a_dir = dir.path().join("dir.db");
+    std::fs::create_dir(&a_dir).unwrap();
+    let e = Ledger::open(&a_dir).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(e.message().contains("is not a file"), "{e}");
+}
+
+#[test]
+fn many_herds_creating_the_ledger_at_once_end_with_one_good_ledger() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/ledger.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let l = Ledger::open(&path)?;
+                    l.launch_started(&intent(&format!("l-{n}"), "alice", "c", t(0, 0), "1"))
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(
+            l.launches(&LaunchFilter::default()).unwrap().len(),
+            8,
+            "no herd's launch was lost"
+        );
+        let litter: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(litter.is_empty(), "{litter:?}");
+    }
+}
+
+#[cfg(unix)]
+mod permissions {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_ledger_is_0600_in_a_0700_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("share/herd/ledger.db");
+        let l = Ledger::open(&path).unwrap();
+        l.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("share")), 0o700, "every directory herd made");
+        let wal = dir.path().join("share/herd/ledger.db-wal");
+        assert!(wal.exists());
+        assert_eq!(mode(&wal), 0o600, "SQLite's files beside it too");
+    }
+
+    #[test]
+    fn an_existing_ledger_wider_than_0600_is_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let herd_dir = dir.path().join("herd");
+        let path = herd_dir.join("ledger.db");
+        drop(Ledger::open(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&herd_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let l = Ledger::open(&path).unwrap();
+        l.launch_started(&intent("l-1", "alice", "c", t(0, 0), "1")).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&herd_dir), 0o700, "herd's own directory is tightened");
+    }
+
+    #[test]
+    fn a_directory_the_user_chose_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        std::fs::set_permissions(&project, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = project.join("ledger.db");
+        drop(Ledger::open(&path).unwrap());
+        assert_eq!(mode(&project), 0o755);
+        assert_eq!(mode(&path), 0o600);
+    }
+}

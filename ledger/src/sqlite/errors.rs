@@ -5,14 +5,45 @@ use std::time::Duration;
 use herd_core::{Error, ErrorKind};
 use rusqlite::ErrorCode;
 
-const MOVE_ASIDE: &str = "nothing in the cloud is lost -- `herd ls` re-records live instances from the cloud's tags";
+const MOVE_ASIDE: &str = "nothing in the cloud is lost: `herd down --all` still stops everything from the clouds' \
+     own tags, and `herd ls` re-records live instances from them into a new ledger";
+
+/// How to get going again with a ledger that cannot be used.
+fn move_aside(label: &str) -> String {
+    format!("move it aside (`mv {label} {label}.bad`) and herd starts a new one; {MOVE_ASIDE}")
+}
 
 /// The ledger file is not a SQLite database or is damaged.
 pub(super) fn corrupted(label: &str) -> Error {
     Error::config(format!(
         "ledger {label} is not a readable herd ledger (not a SQLite database, or corrupted)"
     ))
-    .with_hint(format!("move it aside (`mv {label} {label}.bad`); {MOVE_ASIDE}"))
+    .with_hint(move_aside(label))
+}
+
+/// A 0-byte file where the ledger should be: truncated, or made by something else. Taking
+/// it as a new ledger would forget the day's spend, so it is refused.
+pub(super) fn empty(label: &str) -> Error {
+    Error::config(format!(
+        "ledger {label} is empty (0 bytes): its record of launches and spend is gone, so herd will not \
+         start over in it silently"
+    ))
+    .with_hint(move_aside(label))
+}
+
+pub(super) fn not_a_file(label: &str) -> Error {
+    Error::config(format!("ledger {label} is not a file"))
+        .with_hint("point HERD_LEDGER (or `ledger` in herd.toml) at a file")
+}
+
+/// The file exists but this user cannot read it.
+pub(super) fn unreadable(label: &str, e: std::io::Error) -> Error {
+    Error::config(format!("cannot read ledger {label}: {e}"))
+        .with_hint(format!(
+            "check its permissions (it should be yours, mode 600), or {}",
+            move_aside(label)
+        ))
+        .with_source(e)
 }
 
 /// A SQLite database, but someone else's: herd will not add its tables to it.
@@ -64,7 +95,7 @@ pub(super) fn map(e: rusqlite::Error, label: &str, busy_timeout: Duration) -> Er
         | rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::IntegralValueOutOfRange(..) => {
             Error::unexpected(format!("ledger {label} holds a value this herd cannot read: {e}"))
-                .with_hint(format!("if the file was edited by hand, move it aside; {MOVE_ASIDE}"))
+                .with_hint(format!("if the file was edited by hand, {}", move_aside(label)))
         }
         _ => Error::unexpected(format!("ledger {label}: {e}")),
     };

@@ -5,6 +5,7 @@
 
 mod codec;
 mod errors;
+mod file;
 mod migrations;
 mod sweeps;
 
@@ -21,7 +22,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use crate::model::{InstanceFilter, LaunchFilter, LaunchRecord, LaunchStatus, StateChange};
 use crate::rules::{self, Step};
-use crate::store::{Run, Store};
+use crate::store::{Admit, Run, Store};
 use codec::{get_json, get_money, get_opt_parsed, get_opt_ts, get_parsed, get_ts, money, ts};
 
 /// The schema version this herd writes.
@@ -37,13 +38,13 @@ pub(crate) struct SqliteStore {
 
 impl SqliteStore {
     /// Opens or creates the ledger file. Nothing is written before the file is known to
-    /// be a ledger this herd understands, so a bad or newer file is left as it was.
+    /// be a ledger this herd understands, so a bad or newer file is left as it was; an
+    /// empty or unreadable one is refused rather than started over (see `file`).
     pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
         let label = path.display().to_string();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| errors::io(&label, "create the directory", e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| errors::map(e, &label, busy_timeout))?;
+        file::prepare(path, &label, busy_timeout)?;
+        let conn =
+            Connection::open_with_flags(path, file::flags()).map_err(|e| errors::map(e, &label, busy_timeout))?;
         SqliteStore::setup(conn, label, busy_timeout, migrations::MIGRATIONS, true)
     }
 
@@ -420,64 +421,130 @@ fn limit(l: Option<usize>) -> String {
     l.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
 }
 
-impl Store for SqliteStore {
-    fn insert_launch(&self, intent: &LaunchIntent) -> Result<()> {
-        self.write(|tx| {
-            let id = intent.launch_id.as_str();
-            let existing: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT fingerprint, status FROM launches WHERE launch_id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(self.err())?;
-            match existing {
-                Some((fp, _)) if fp != intent.fingerprint => Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("launch id `{id}` was already used for a different request"),
-                )
-                .with_hint("use another launch id, or repeat the original request exactly to resume it")),
-                Some((_, status)) => {
-                    // The same request again (a resume): a failed one is under way again.
-                    if status == LaunchStatus::Failed.as_str() {
-                        tx.execute(
-                            "UPDATE launches SET status = 'started', error = NULL WHERE launch_id = ?1",
-                            [id],
-                        )
-                        .map_err(self.err())?;
-                    }
-                    Ok(())
-                }
-                None => {
+impl SqliteStore {
+    /// Records a launch (status `started`), or resumes the same request under its id.
+    fn insert_launch_in(&self, tx: &Transaction<'_>, intent: &LaunchIntent) -> Result<()> {
+        let id = intent.launch_id.as_str();
+        let existing: Option<(String, String)> = tx
+            .query_row(
+                "SELECT fingerprint, status FROM launches WHERE launch_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        match existing {
+            Some((fp, _)) if fp != intent.fingerprint => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("launch id `{id}` was already used for a different request"),
+            )
+            .with_hint("use another launch id, or repeat the original request exactly to resume it")),
+            Some((_, status)) => {
+                // The same request again (a resume): a failed one is under way again.
+                if status == LaunchStatus::Failed.as_str() {
                     tx.execute(
-                        &format!(
-                            "INSERT INTO launches ({LAUNCH_COLS}, owner_key, cluster_key) VALUES \
-                             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'started', NULL, ?15, ?16)"
-                        ),
-                        params![
-                            id,
-                            intent.cloud.as_str(),
-                            intent.account,
-                            intent.owner,
-                            intent.cluster,
-                            intent.fingerprint,
-                            intent.instance_type,
-                            intent.region,
-                            intent.count,
-                            intent.market.as_str(),
-                            money(intent.hourly_price),
-                            money(intent.reservation),
-                            ts(intent.deadline),
-                            ts(intent.created_at),
-                            sanitize_value(&intent.owner),
-                            sanitize_value(&intent.cluster),
-                        ],
+                        "UPDATE launches SET status = 'started', error = NULL WHERE launch_id = ?1",
+                        [id],
                     )
                     .map_err(self.err())?;
-                    Ok(())
                 }
+                Ok(())
             }
+            None => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO launches ({LAUNCH_COLS}, owner_key, cluster_key) VALUES \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'started', NULL, ?15, ?16)"
+                    ),
+                    params![
+                        id,
+                        intent.cloud.as_str(),
+                        intent.account,
+                        intent.owner,
+                        intent.cluster,
+                        intent.fingerprint,
+                        intent.instance_type,
+                        intent.region,
+                        intent.count,
+                        intent.market.as_str(),
+                        money(intent.hourly_price),
+                        money(intent.reservation),
+                        ts(intent.deadline),
+                        ts(intent.created_at),
+                        sanitize_value(&intent.owner),
+                        sanitize_value(&intent.cluster),
+                    ],
+                )
+                .map_err(self.err())?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Launches created by `owner_key` since `since`, each with its instances, read in the
+/// caller's transaction so they are one snapshot (and, in a write transaction, current).
+fn launches_with_runs_in(
+    conn: &Connection,
+    owner_key: &str,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<(LaunchRecord, Vec<Run>)>> {
+    let since = ts(since);
+    let launches: Vec<LaunchRecord> = conn
+        .prepare_cached(&format!(
+            "SELECT {LAUNCH_COLS} FROM launches WHERE owner_key = ?1 AND created_at >= ?2"
+        ))
+        .and_then(|mut s| s.query_map([owner_key, &since], launch_row)?.collect())?;
+    let runs: Vec<Run> = conn
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM instances i JOIN launches l ON l.launch_id = i.launch_id \
+             WHERE l.owner_key = ?1 AND l.created_at >= ?2"
+        ))
+        .and_then(|mut s| s.query_map([owner_key, &since], run_row)?.collect())?;
+    let mut by_launch: HashMap<String, Vec<Run>> = HashMap::new();
+    for r in runs {
+        by_launch.entry(r.launch_id.clone()).or_default().push(r);
+    }
+    Ok(launches
+        .into_iter()
+        .map(|l| {
+            let runs = by_launch.remove(l.launch_id.as_str()).unwrap_or_default();
+            (l, runs)
+        })
+        .collect())
+}
+
+impl Store for SqliteStore {
+    fn insert_launch(&self, intent: &LaunchIntent) -> Result<()> {
+        self.write(|tx| self.insert_launch_in(tx, intent))
+    }
+
+    fn reserve_launch(
+        &self,
+        intent: &LaunchIntent,
+        owner_key: &str,
+        since: DateTime<Utc>,
+        admit: Admit<'_>,
+    ) -> Result<()> {
+        // One immediate transaction: the write lock is taken before the day's total is
+        // read, so no other herd (in any process) can reserve between the check and the
+        // insert; they wait for it up to the busy timeout.
+        self.write(|tx| {
+            let id = intent.launch_id.as_str();
+            let existing: Option<String> = tx
+                .query_row("SELECT status FROM launches WHERE launch_id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(self.err())?;
+            // Already reserved (a resume of a launch under way): nothing more to check.
+            // A failed one reserves again; a different request under the same id is
+            // refused by the insert.
+            let resumed = existing.is_some_and(|st| st != LaunchStatus::Failed.as_str());
+            if !resumed {
+                let mut others = launches_with_runs_in(tx, owner_key, since).map_err(self.err())?;
+                others.retain(|(l, _)| l.launch_id.as_str() != id);
+                admit(&others)?;
+            }
+            self.insert_launch_in(tx, intent)
         })
     }
 
@@ -620,32 +687,9 @@ impl Store for SqliteStore {
         let conn = self.conn();
         // One read transaction, so launches and their instances are one snapshot.
         let tx = conn.unchecked_transaction().map_err(self.err())?;
-        let since = ts(since);
-        let launches: Vec<LaunchRecord> = tx
-            .prepare_cached(&format!(
-                "SELECT {LAUNCH_COLS} FROM launches WHERE owner_key = ?1 AND created_at >= ?2"
-            ))
-            .and_then(|mut s| s.query_map([owner_key, &since], launch_row)?.collect())
-            .map_err(self.err())?;
-        let runs: Vec<Run> = tx
-            .prepare_cached(&format!(
-                "SELECT {RUN_COLS} FROM instances i JOIN launches l ON l.launch_id = i.launch_id \
-                 WHERE l.owner_key = ?1 AND l.created_at >= ?2"
-            ))
-            .and_then(|mut s| s.query_map([owner_key, &since], run_row)?.collect())
-            .map_err(self.err())?;
+        let out = launches_with_runs_in(&tx, owner_key, since).map_err(self.err())?;
         tx.finish().map_err(self.err())?;
-        let mut by_launch: HashMap<String, Vec<Run>> = HashMap::new();
-        for r in runs {
-            by_launch.entry(r.launch_id.clone()).or_default().push(r);
-        }
-        Ok(launches
-            .into_iter()
-            .map(|l| {
-                let runs = by_launch.remove(l.launch_id.as_str()).unwrap_or_default();
-                (l, runs)
-            })
-            .collect())
+        Ok(out)
     }
 
     fn runs_between(

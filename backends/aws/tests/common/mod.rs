@@ -83,6 +83,7 @@ pub fn quick_retry() -> RetryPolicy {
         base: Duration::from_millis(5),
         cap: Duration::from_millis(50),
         rate_limit_patience: Duration::from_secs(20),
+        patience: Duration::from_secs(20),
     }
 }
 
