@@ -11,6 +11,7 @@ mod exec;
 mod lifecycle;
 mod pricing;
 mod provider;
+mod reconcile;
 mod store;
 mod vm;
 
@@ -49,6 +50,7 @@ pub struct LocalBuilder {
     pub(crate) max_launch_batch: u32,
     pub(crate) agent: Option<AgentCommand>,
     pub(crate) owner_account: Option<String>,
+    pub(crate) owner: Option<String>,
     pub(crate) virtual_exec: bool,
 }
 
@@ -65,6 +67,7 @@ impl Default for LocalBuilder {
             max_launch_batch: 1000,
             agent: None,
             owner_account: None,
+            owner: None,
             virtual_exec: false,
         }
     }
@@ -114,6 +117,14 @@ impl LocalBuilder {
     /// Shown as `ProviderInfo::account` (default: the state dir path).
     pub fn owner_account(mut self, s: impl Into<String>) -> Self {
         self.owner_account = Some(s.into());
+        self
+    }
+    /// The herd owner this provider acts for (the `herd-owner` tag the Launcher writes,
+    /// sanitized the same way): `terminate` then refuses, with `PermissionDenied` naming
+    /// the owner, any instance whose own tag names someone else or no one. Unset, the
+    /// simulator terminates whatever it is asked (tests, tools).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
         self
     }
     /// Virtual mode only: `exec` follows the declared work model (see `exec::virtual_run`)

@@ -13,6 +13,12 @@ pub(crate) mod reason {
     pub const AGENT_STOPPED: &str = "agent-stopped";
     /// The agent could not be started.
     pub const LAUNCH_FAILED: &str = "launch-failed";
+    /// The row said running but its agent process was gone (killed, host rebooted):
+    /// ended when it was last seen alive.
+    pub const LOST: &str = "lost: no process";
+    /// The launcher died between recording the row and starting its agent: ended at
+    /// its creation, so it is never billed.
+    pub const NEVER_STARTED: &str = "lost: never started";
 }
 
 /// The timers of one live instance.

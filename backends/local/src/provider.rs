@@ -1,6 +1,7 @@
 //! `LocalProvider`: the simulated control plane's API (the `Provider` impl). Every call
 //! first pays its token (when throttling is on), may fail transiently (seeded), and
-//! settles the lazy timers (deadline, spot interruption, idle) before doing anything.
+//! reconciles rows with their processes (`reconcile`) and settles the lazy timers
+//! (deadline, spot interruption, idle) before doing anything.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,9 @@ use crate::error::{self, Fault};
 use crate::exec;
 use crate::lifecycle::reason;
 use crate::pricing::{self, Resources};
+use crate::reconcile;
 use crate::store::{self, Row, Store};
-use crate::vm::{self, VmDir, VmSpec};
+use crate::vm::{self, AgentPid, VmDir, VmRecord, VmSpec};
 use crate::LocalBuilder;
 
 /// The region a request without one goes to.
@@ -58,6 +60,13 @@ pub struct LocalProvider {
     api_calls: AtomicU64,
     /// Virtual mode: exec follows the declared work model.
     virtual_exec: bool,
+    /// The owner (sanitized `herd-owner` value) this provider acts for, if known:
+    /// terminate refuses anyone else's instances.
+    owner: Option<String>,
+    /// This process, recorded on rows it is launching (see `reconcile`).
+    me: AgentPid,
+    /// What opening the state found and repaired (also printed as warnings).
+    warnings: Vec<String>,
 }
 
 /// Whether an injected transient fault hits this call, and when.
@@ -92,12 +101,23 @@ impl LocalProvider {
                     .with_hint("use `.processes(false)` (or `virtual_provider`) with a VirtualClock"),
             );
         }
+        let mut warnings = Vec::new();
         let (store, state_dir) = if b.in_memory {
             (Store::open_in_memory()?, None)
         } else {
             let dir = b.state_dir.unwrap_or_else(crate::default_state_dir);
-            (Store::open(&dir)?, Some(dir))
+            let (store, notes) = Store::open(&dir)?;
+            warnings.extend(notes);
+            let now = b.clock.now().timestamp_millis();
+            let adopted = store.write(|tx| reconcile::adopt(tx, &dir, now))?;
+            if !adopted.is_empty() {
+                warnings.push(adoption_warning(&dir, &adopted));
+            }
+            (store, Some(dir))
         };
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         let account = b.owner_account.unwrap_or_else(|| {
             state_dir
                 .as_ref()
@@ -119,9 +139,62 @@ impl LocalProvider {
             account,
             agent: Mutex::new(b.agent),
             api_calls: AtomicU64::new(0),
+            owner: b.owner.as_deref().map(tags::sanitize_value),
+            me: AgentPid::me(),
+            warnings,
         })
     }
 
+    /// What opening the state found and repaired: a damaged `sim.db` moved aside,
+    /// instances rebuilt from their VM directories. Also printed to stderr as warnings.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Reconciliation (on calls that `reconcile`) then the lazy timers: every row
+    /// this call ended, for [`Self::after_settle`].
+    fn settle(&self, tx: &rusqlite::Transaction<'_>, now: i64, reconcile: bool) -> rusqlite::Result<Vec<Row>> {
+        let mut ended = match &self.state_dir {
+            Some(dir) if reconcile => reconcile::reconcile(tx, dir)?,
+            _ => Vec::new(),
+        };
+        ended.extend(store::settle(tx, now)?);
+        Ok(ended)
+    }
+
+    /// Refuses (before any effect) to terminate instances that are not this provider's
+    /// owner's, reading the owner from each instance's own tags.
+    fn check_owner(&self, rows: &[Row]) -> Result<()> {
+        let Some(me) = &self.owner else { return Ok(()) };
+        let foreign: Vec<String> = rows
+            .iter()
+            .filter(|r| r.tags.get(tags::OWNER) != Some(me))
+            .map(|r| match r.tags.get(tags::OWNER) {
+                Some(o) => format!("{} belongs to `{o}`", r.id),
+                None => format!("{} has no {} tag", r.id, tags::OWNER),
+            })
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        let shown = foreign.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        let more = foreign.len().saturating_sub(5);
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "not terminating instances that are not owned by `{me}`: {shown}{}",
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .with_hint(format!(
+            "only instances tagged {}={me} are yours to stop; `herd ls` lists them",
+            tags::OWNER
+        )))
+    }
     /// Calls that reached the simulated API (after the Launcher's checks), failed ones
     /// included. Tests use it to prove "refused before any API call".
     pub fn api_calls(&self) -> u64 {
@@ -399,6 +472,10 @@ impl LocalProvider {
             rows.push(r);
         }
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        if self.processes {
+            // Until each agent is recorded, these rows are ours: see `reconcile`.
+            store::mark_launching(tx, &ids, self.me)?;
+        }
         store::record_launch(tx, req.launch_id.as_str(), &fingerprint, &ids, now)?;
         Ok(Ok((rows, true)))
     }
@@ -425,6 +502,16 @@ impl LocalProvider {
                 notice_ms,
                 setup: req.setup.clone(),
                 command: req.command.clone(),
+                record: Some(VmRecord {
+                    region: r.region.clone(),
+                    zone: r.zone.clone(),
+                    purchase: r.purchase,
+                    launch_id: r.launch_id.clone(),
+                    tags: r.tags.clone(),
+                    hourly_price: r.hourly_price.amount.to_string(),
+                    volume_id: r.volume_id.clone(),
+                    volume_gib: r.volume_gib,
+                }),
             };
             match vm::start(agent, &spec) {
                 Ok(pid) => {
@@ -548,6 +635,44 @@ impl LocalProvider {
     }
 }
 
+/// The warning for rows rebuilt from VM directories.
+fn adoption_warning(dir: &Path, a: &reconcile::Adopted) -> String {
+    let list = |ids: &[String]| {
+        let mut s = ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        if ids.len() > 5 {
+            s += &format!(" and {} more", ids.len() - 5);
+        }
+        s
+    };
+    let mut parts = Vec::new();
+    if !a.running.is_empty() {
+        parts.push(format!(
+            "{} running ({}), shown and billed again",
+            a.running.len(),
+            list(&a.running)
+        ));
+    }
+    if !a.ended.is_empty() {
+        parts.push(format!(
+            "{} whose agent is gone ({}), recorded as ended with their volumes as leftovers",
+            a.ended.len(),
+            list(&a.ended)
+        ));
+    }
+    if !a.stopped.is_empty() {
+        parts.push(format!(
+            "{} with an unreadable spec.json ({}), whose agents were stopped",
+            a.stopped.len(),
+            list(&a.stopped)
+        ));
+    }
+    format!(
+        "the simulator state in {} did not know instances found in its vms/ directory: {}; rebuilt from their spec.json files",
+        dir.display(),
+        parts.join("; ")
+    )
+}
+
 /// What the simulator can do, declared once.
 fn capabilities(spot: bool, processes: bool, max_launch_batch: u32, faults: &Faults) -> Capabilities {
     let mut c = Capabilities::none(BillingRule::LOCAL);
@@ -603,7 +728,8 @@ impl Provider for LocalProvider {
         };
         let now = self.now_ms();
         let (mut rows, fresh, ended) = self.store.write_or(|tx| {
-            let ended = store::settle(tx, now)?;
+            // Reconciled first: lost rows must not hold capacity or quota.
+            let ended = self.settle(tx, now, true)?;
             Ok(self
                 .commit_launch(tx, req, &plan, now)?
                 .map(|(rows, fresh)| (rows, fresh, ended)))
@@ -624,11 +750,12 @@ impl Provider for LocalProvider {
         let t = self.begin(api)?;
         let now = self.now_ms();
         let (ended_now, ended) = self.store.write_or(|tx| {
-            let ended = store::settle(tx, now)?;
-            let live: Vec<Row> = store::rows_by_ids(tx, ids)?
-                .into_iter()
-                .filter(|r| r.ended_at.is_none())
-                .collect();
+            let ended = self.settle(tx, now, true)?;
+            let known = store::rows_by_ids(tx, ids)?;
+            if let Err(e) = self.check_owner(&known) {
+                return Ok(Err(e));
+            }
+            let live: Vec<Row> = known.into_iter().filter(|r| r.ended_at.is_none()).collect();
             if self.faults.throttle && !live.is_empty() {
                 let n = live.len() as u32;
                 if let Err(_refill) = buckets::take(tx, &buckets::TERMINATE_INSTANCES_RESOURCE, n, now)? {
@@ -672,7 +799,8 @@ impl Provider for LocalProvider {
             let t = self.begin(api)?;
             let now = self.now_ms();
             let (mut rows, ended) = self.store.write(|tx| {
-                let ended = store::settle(tx, now)?;
+                // Reconciled once per listing, on its first page.
+                let ended = self.settle(tx, now, after == 0)?;
                 Ok((store::page(tx, req, after, page_size, now)?, ended))
             })?;
             self.after_settle(&ended);
@@ -695,7 +823,7 @@ impl Provider for LocalProvider {
         let t = self.begin(api)?;
         let now = self.now_ms();
         let (rows, ended) = self.store.write(|tx| {
-            let ended = store::settle(tx, now)?;
+            let ended = self.settle(tx, now, true)?;
             Ok((store::undeleted_volumes(tx)?, ended))
         })?;
         self.after_settle(&ended);
@@ -793,7 +921,7 @@ impl Provider for LocalProvider {
         let row = loop {
             let now = self.now_ms();
             let (row, ended) = self.store.write(|tx| {
-                let ended = store::settle(tx, now)?;
+                let ended = self.settle(tx, now, true)?;
                 Ok((store::get(tx, id)?, ended))
             })?;
             self.after_settle(&ended);

@@ -14,9 +14,16 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use crate::error::{self, Fault};
 use crate::lifecycle::Timers;
+use crate::vm::{self, AgentPid};
 
-/// The schema this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes and understands. v2 added the launching marker
+/// (`launcher_pid`, `launcher_start`); a v1 state is migrated in place.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE instances ADD COLUMN launcher_pid INTEGER;
+ALTER TABLE instances ADD COLUMN launcher_start INTEGER;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE instances (
@@ -46,7 +53,9 @@ CREATE TABLE instances (
     volume_id         TEXT NOT NULL,
     volume_gib        INTEGER NOT NULL,
     volume_deleted_at INTEGER,
-    volume_orphaned   INTEGER NOT NULL DEFAULT 0
+    volume_orphaned   INTEGER NOT NULL DEFAULT 0,
+    launcher_pid      INTEGER,
+    launcher_start    INTEGER
 );
 CREATE INDEX instances_live ON instances(ended_at);
 CREATE INDEX instances_launch ON instances(launch_id);
@@ -209,19 +218,54 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) `<dir>/sim.db`.
-    pub fn open(dir: &Path) -> herd_core::Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+    /// Opens (creating if needed) `<dir>/sim.db`, private to the user (dir 0700, files
+    /// 0600, tightened if they exist wider). A database that is not a database, or is
+    /// damaged, is moved aside (never deleted) to `sim.db.corrupt-<time>` and a new one
+    /// started; the returned notes say so, and the provider then rebuilds the rows of the
+    /// instances still on disk (see `reconcile::adopt`). A newer schema or another
+    /// program's database stays an error: those are not damage.
+    pub fn open(dir: &Path) -> herd_core::Result<(Store, Vec<String>)> {
+        vm::private_dir(dir).map_err(|e| {
             herd_core::Error::config(format!("cannot create the simulator state dir {}: {e}", dir.display()))
                 .with_hint("set HERD_SIM_DIR to a writable directory")
         })?;
+        // Two shells finding the same damaged file must not both move things aside.
+        let _lock = StateLock::acquire(dir)?;
         let path = dir.join("sim.db");
-        let conn = Connection::open(&path).map_err(|e| error::db(e, Some(&path)))?;
+        let mut notes = Vec::new();
+        match Store::open_file(&path) {
+            Ok(s) => Ok((s, notes)),
+            Err(Prep::Db(e)) if is_damage(&e) => {
+                let aside = move_aside(&path).map_err(|io| error::io(io, "cannot move aside", &path))?;
+                notes.push(format!(
+                    "the simulator state {} was unreadable ({e}); moved it aside to {} and started a new one",
+                    path.display(),
+                    aside.display()
+                ));
+                let s = Store::open_file(&path).map_err(|p| p.into_error(&path))?;
+                Ok((s, notes))
+            }
+            Err(p) => Err(p.into_error(&path)),
+        }
+    }
+
+    fn open_file(path: &Path) -> std::result::Result<Store, Prep> {
+        // Created private before SQLite sees it; its -wal and -shm files take its mode.
+        vm::private_file_options()
+            .open(path)
+            .map_err(|e| Prep::Fault(error::io(e, "cannot create", path)))?;
+        for p in [path.to_path_buf(), sidecar(path, "-wal"), sidecar(path, "-shm")] {
+            vm::tighten(&p, 0o600).map_err(|e| Prep::Fault(error::io(e, "cannot make private", &p)))?;
+        }
+        let conn = Connection::open(path).map_err(Prep::Db)?;
         let store = Store {
             conn: Mutex::new(conn),
-            path: Some(path),
+            path: Some(path.to_path_buf()),
         };
         store.prepare(true)?;
+        for p in [sidecar(path, "-wal"), sidecar(path, "-shm")] {
+            vm::tighten(&p, 0o600).map_err(|e| Prep::Fault(error::io(e, "cannot make private", &p)))?;
+        }
         Ok(store)
     }
 
@@ -233,7 +277,7 @@ impl Store {
             conn: Mutex::new(conn),
             path: Some(path.to_path_buf()),
         };
-        store.prepare(false)?;
+        store.prepare(false).map_err(|p| p.into_error(path))?;
         Ok(store)
     }
 
@@ -243,7 +287,10 @@ impl Store {
             conn: Mutex::new(conn),
             path: None,
         };
-        store.prepare(true)?;
+        store.prepare(true).map_err(|p| match p {
+            Prep::Db(e) => error::db(e, None),
+            Prep::Fault(e) => e,
+        })?;
         Ok(store)
     }
 
@@ -254,52 +301,61 @@ impl Store {
             .map_or_else(|| "memory".into(), |p| p.display().to_string())
     }
 
-    fn prepare(&self, create: bool) -> herd_core::Result<()> {
+    fn prepare(&self, create: bool) -> std::result::Result<(), Prep> {
         let mut conn = self.conn.lock().expect("store lock");
-        let p = self.path.as_deref();
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| error::db(e, p))?;
-        if p.is_some() {
+        conn.busy_timeout(Duration::from_secs(10)).map_err(Prep::Db)?;
+        if self.path.is_some() {
             // WAL: readers (agents ticking) never block the writer (the API).
             let _mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(|e| error::db(e, p))?;
-            conn.execute_batch("PRAGMA synchronous = NORMAL")
-                .map_err(|e| error::db(e, p))?;
+                .map_err(Prep::Db)?;
+            conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(Prep::Db)?;
         }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| error::db(e, p))?;
+            .map_err(Prep::Db)?;
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| error::db(e, p))?;
+            .map_err(Prep::Db)?;
         match version {
             SCHEMA_VERSION => {}
+            1 => tx.execute_batch(MIGRATE_1_TO_2).map_err(Prep::Db)?,
             0 if create => {
                 let tables: i64 = tx
                     .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                    .map_err(|e| error::db(e, p))?;
+                    .map_err(Prep::Db)?;
                 if tables > 0 {
-                    return Err(Fault::CorruptState {
-                        path: self.shown(),
-                        detail: "sim.db holds tables that are not the simulator's".into(),
-                    }
-                    .into());
+                    return Err(Prep::Fault(
+                        Fault::CorruptState {
+                            path: self.shown(),
+                            detail: "sim.db holds tables that are not the simulator's".into(),
+                        }
+                        .into(),
+                    ));
                 }
-                tx.execute_batch(SCHEMA).map_err(|e| error::db(e, p))?;
-                tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-                    .map_err(|e| error::db(e, p))?;
+                tx.execute_batch(SCHEMA).map_err(Prep::Db)?;
             }
             found => {
-                return Err(Fault::SchemaVersion {
-                    path: self.shown(),
-                    found,
-                    known: SCHEMA_VERSION,
-                }
-                .into())
+                return Err(Prep::Fault(
+                    Fault::SchemaVersion {
+                        path: self.shown(),
+                        found,
+                        known: SCHEMA_VERSION,
+                    }
+                    .into(),
+                ))
             }
         }
-        tx.commit().map_err(|e| error::db(e, p))
+        if version != SCHEMA_VERSION {
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                .map_err(Prep::Db)?;
+        }
+        // Reads every page of the instances table: a damaged file shows here, at open,
+        // where it can be moved aside, rather than in the middle of a later call.
+        let _rows: i64 = tx
+            .query_row("SELECT count(*) FROM instances WHERE id IS NOT NULL", [], |r| r.get(0))
+            .map_err(Prep::Db)?;
+        tx.commit().map_err(Prep::Db)
     }
 
     /// Runs `f` in a write transaction (taken up front, so two shells never deadlock
@@ -338,6 +394,85 @@ impl Store {
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> herd_core::Result<T> {
         let conn = self.conn.lock().expect("store lock");
         f(&conn).map_err(|e| error::db(e, self.path.as_deref()))
+    }
+}
+
+/// Why a database could not be prepared: an SQLite error (which may be damage) or a
+/// refusal already explained.
+enum Prep {
+    Db(rusqlite::Error),
+    Fault(herd_core::Error),
+}
+
+impl From<herd_core::Error> for Prep {
+    fn from(e: herd_core::Error) -> Prep {
+        Prep::Fault(e)
+    }
+}
+
+impl Prep {
+    fn into_error(self, path: &Path) -> herd_core::Error {
+        match self {
+            Prep::Db(e) => error::db(e, Some(path)),
+            Prep::Fault(e) => e,
+        }
+    }
+}
+
+/// SQLite's word for a file that is not (or no longer) a readable database.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Renames `sim.db` (and its -wal and -shm files, so the copy stays openable) to
+/// `sim.db.corrupt-<UTC time>`; returns the new name.
+fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let aside = sidecar(path, &format!(".corrupt-{stamp}"));
+    std::fs::rename(path, &aside)?;
+    for suffix in ["-wal", "-shm"] {
+        match std::fs::rename(sidecar(path, suffix), sidecar(&aside, suffix)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(aside)
+}
+
+/// An exclusive `flock` on `<state_dir>/sim.lock`, held while the state is opened (and,
+/// if damaged, moved aside); released on drop.
+struct StateLock(std::fs::File);
+
+impl StateLock {
+    fn acquire(dir: &Path) -> herd_core::Result<StateLock> {
+        use std::os::fd::AsRawFd;
+        let path = dir.join("sim.lock");
+        let f = vm::private_file_options()
+            .open(&path)
+            .map_err(|e| error::io(e, "cannot open", &path))?;
+        // SAFETY: plain syscall on an fd this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(error::io(std::io::Error::last_os_error(), "cannot lock", &path));
+        }
+        Ok(StateLock(f))
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as above; closing the file would release it too.
+        unsafe {
+            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
+        }
     }
 }
 
@@ -437,6 +572,49 @@ pub(crate) fn end(conn: &Connection, id: &str, at: i64, reason: &str) -> rusqlit
         .prepare_cached("UPDATE instances SET ended_at = ?2, state_reason = ?3 WHERE id = ?1 AND ended_at IS NULL")?
         .execute(params![id, at, reason])?;
     Ok(n == 1)
+}
+
+/// A live row that should have an agent process, as reconciliation sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveProcess {
+    pub id: String,
+    pub pid: Option<i32>,
+    pub launched_at: i64,
+    pub deadline: i64,
+    /// The process creating it, while its agent is not recorded yet.
+    pub launcher: Option<AgentPid>,
+}
+
+pub(crate) fn live_processes(conn: &Connection) -> rusqlite::Result<Vec<LiveProcess>> {
+    conn.prepare_cached(
+        "SELECT id, pid, launched_at, deadline, launcher_pid, launcher_start FROM instances
+         WHERE ended_at IS NULL AND process = 1 ORDER BY seq",
+    )?
+    .query_map([], |r| {
+        let launcher_pid: Option<i32> = r.get(4)?;
+        Ok(LiveProcess {
+            id: r.get(0)?,
+            pid: r.get(1)?,
+            launched_at: r.get(2)?,
+            deadline: r.get(3)?,
+            launcher: launcher_pid.map(|pid| AgentPid {
+                pid,
+                start: r.get(5).ok().flatten(),
+            }),
+        })
+    })?
+    .collect()
+}
+
+/// Marks rows as being created by `who` until their agents are recorded (see
+/// `reconcile`): nobody else reaps them while `who` lives.
+pub(crate) fn mark_launching(conn: &Connection, ids: &[String], who: AgentPid) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(ids).expect("ids serialize");
+    conn.prepare_cached(
+        "UPDATE instances SET launcher_pid = ?2, launcher_start = ?3 WHERE id IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute(params![json, who.pid, who.start])?;
+    Ok(())
 }
 
 pub(crate) fn set_agent(conn: &Connection, id: &str, pid: i32) -> rusqlite::Result<()> {
@@ -714,17 +892,111 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_database_is_a_clear_error() {
+    fn a_damaged_database_is_moved_aside_not_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("sim.db"), vec![0x42u8; 8192]).unwrap();
-        let e = Store::open(dir.path()).unwrap_err();
-        assert_eq!(e.kind(), herd_core::ErrorKind::ConfigInvalid, "{e:?}");
-        assert!(e.hint().is_some());
+        let garbage = vec![0x42u8; 8192];
+        std::fs::write(dir.path().join("sim.db"), &garbage).unwrap();
+        let (s, notes) = Store::open(dir.path()).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("unreadable") && notes[0].contains("moved it aside"),
+            "{notes:?}"
+        );
+        let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("sim.db.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), garbage, "kept byte for byte");
+        assert!(notes[0].contains(&aside[0].display().to_string()));
+        // The new state works.
+        s.write(|tx| insert(tx, &sample("i-1", "z"))).unwrap();
+        drop(s);
+
+        // A database damaged past its header (a truncated file) is found at open too.
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(dir.path()).unwrap();
+        for i in 0..400 {
+            s.write(|tx| insert(tx, &sample(&format!("i-{i}"), "z"))).unwrap();
+        }
+        s.read(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+            .unwrap();
+        drop(s);
+        let db = dir.path().join("sim.db");
+        let len = std::fs::metadata(&db).unwrap().len();
+        assert!(len > 8 * 4096, "{len}");
+        let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.set_len(len / 2).unwrap();
+        drop(f);
+        let (_s, notes) = Store::open(dir.path()).unwrap();
+        assert_eq!(notes.len(), 1, "a truncated database is damage: {notes:?}");
+    }
+
+    #[test]
+    fn another_programs_database_is_refused_not_moved() {
         let dir = tempfile::tempdir().unwrap();
         let c = Connection::open(dir.path().join("sim.db")).unwrap();
         c.execute_batch("CREATE TABLE other (x)").unwrap();
         drop(c);
         let e = Store::open(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), herd_core::ErrorKind::ConfigInvalid, "{e:?}");
         assert!(e.message().contains("not the simulator's"), "{e}");
+        assert!(e.hint().is_some());
+        assert!(dir.path().join("sim.db").exists());
+    }
+
+    #[test]
+    fn a_v1_state_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("sim.db")).unwrap();
+        let v1 = SCHEMA.replace(",\n    launcher_pid      INTEGER,\n    launcher_start    INTEGER", "");
+        assert!(!v1.contains("launcher_pid"));
+        c.execute_batch(&v1).unwrap();
+        c.execute_batch("PRAGMA user_version = 1").unwrap();
+        let r = sample("i-1", "z");
+        let tags = serde_json::to_string(&r.tags).unwrap();
+        c.execute(
+            "INSERT INTO instances (id, region, zone, instance_type, vcpus, purchase, launch_id, tags, hourly_price,
+                launched_at, ready_at, deadline, last_activity, process, volume_id, volume_gib)
+             VALUES ('i-1', 'local-east-1', 'z', 'l1.large', 1, 'on-demand', 'l-1', ?1, '0.0416', 1000, 2000,
+                100000, 2000, 1, 'vol-1', 8)",
+            [tags],
+        )
+        .unwrap();
+        drop(c);
+        let (s, notes) = Store::open(dir.path()).unwrap();
+        assert!(notes.is_empty());
+        let v: i64 = s
+            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let live = s.read(live_processes).unwrap();
+        assert_eq!((live.len(), live[0].launcher), (1, None));
+        s.write(|tx| mark_launching(tx, &["i-1".to_string()], AgentPid::me()))
+            .unwrap();
+        assert_eq!(s.read(live_processes).unwrap()[0].launcher, Some(AgentPid::me()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_files_are_private_and_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("fresh/sim");
+        let (s, _) = Store::open(&dir).unwrap();
+        s.write(|tx| insert(tx, &sample("i-1", "z"))).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        for f in ["sim.db", "sim.db-wal", "sim.db-shm", "sim.lock"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        drop(s);
+        // A state left world-readable by an older herd is tightened on open.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join("sim.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (_s, _) = Store::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("sim.db")), 0o600);
     }
 }

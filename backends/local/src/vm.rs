@@ -1,12 +1,16 @@
 //! A process instance on disk: its directory under `<state_dir>/vms/<id>/`, the spec the
-//! agent runs from, how the agent is started (detached, so it outlives the CLI), and the
-//! few process-control calls the control plane needs.
+//! agent runs from, how the agent is started (detached, so it outlives the CLI, with a
+//! clean environment so it never holds the CLI's credentials), and the few
+//! process-control calls the control plane needs, each checking a process's identity
+//! rather than trusting a bare pid.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use herd_core::{PurchaseOption, Tags};
 use serde::{Deserialize, Serialize};
 
 use crate::config::AgentCommand;
@@ -65,6 +69,87 @@ impl VmDir {
     pub fn ended(&self) -> PathBuf {
         self.root.join("ended")
     }
+    /// Written by the agent when it starts: `<pid> <start time>` (see [`AgentPid`]), so
+    /// the agent can be found even when `sim.db` has lost it.
+    pub fn pid(&self) -> PathBuf {
+        self.root.join("agent.pid")
+    }
+    /// Its modification time is refreshed by the agent every second: the last instant
+    /// the agent was seen alive, which is when a row whose agent vanished is ended.
+    pub fn heartbeat(&self) -> PathBuf {
+        self.root.join("heartbeat")
+    }
+
+    /// The last instant (Unix ms) this VM's agent is known to have been alive: when it
+    /// wrote `ended`, else its last heartbeat, else when it recorded its pid. `None` if
+    /// it never started.
+    pub fn last_seen_alive(&self) -> Option<i64> {
+        let mtime = |p: PathBuf| -> Option<i64> {
+            let t = fs::metadata(p).ok()?.modified().ok()?;
+            let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+            i64::try_from(d.as_millis()).ok()
+        };
+        mtime(self.ended())
+            .or_else(|| mtime(self.heartbeat()))
+            .or_else(|| mtime(self.pid()))
+    }
+
+    /// The agent recorded in `agent.pid`, if it is still that agent.
+    pub fn live_agent(&self, id: &str) -> Option<i32> {
+        let p = AgentPid::read(&self.pid())?;
+        agent_alive(p.pid, id).then_some(p.pid)
+    }
+}
+
+/// A process's identity: its pid and, where the OS tells (Linux), its start time in
+/// clock ticks since boot, so a pid reused by another program is not mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AgentPid {
+    pub pid: i32,
+    pub start: Option<i64>,
+}
+
+impl AgentPid {
+    /// This process.
+    pub fn me() -> AgentPid {
+        let pid = std::process::id() as i32;
+        AgentPid {
+            pid,
+            start: start_time(pid),
+        }
+    }
+
+    /// Whether this very process (same pid, same start time) still runs.
+    pub fn alive(&self) -> bool {
+        alive(self.pid)
+            && match (self.start, start_time(self.pid)) {
+                (Some(want), Some(got)) => want == got,
+                // Unknown on this OS (or it exited between the calls): the pid is all we have.
+                _ => true,
+            }
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let start = self.start.map_or_else(String::new, |s| s.to_string());
+        write_atomic(path, format!("{} {start}\n", self.pid).as_bytes())
+    }
+
+    pub fn read(path: &Path) -> Option<AgentPid> {
+        let text = fs::read_to_string(path).ok()?;
+        let mut parts = text.split_whitespace();
+        let pid = parts.next()?.parse().ok()?;
+        let start = parts.next().and_then(|s| s.parse().ok());
+        Some(AgentPid { pid, start })
+    }
+}
+
+/// A process's start time (field 22 of `/proc/<pid>/stat`), on Linux.
+pub(crate) fn start_time(pid: i32) -> Option<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name (which may hold spaces): state is
+    // field 3, so start time (22) is the 20th after the name.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// What the agent needs to run an instance. Times are Unix milliseconds.
@@ -84,6 +169,25 @@ pub(crate) struct VmSpec {
     pub notice_ms: i64,
     pub setup: Option<String>,
     pub command: Option<String>,
+    /// What the control plane knows about the instance beyond what the agent runs, so
+    /// that its row can be rebuilt from this file if `sim.db` is lost. Absent in specs
+    /// written before they were recorded.
+    #[serde(default)]
+    pub record: Option<VmRecord>,
+}
+
+/// The row fields the agent does not need (see [`VmSpec::record`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct VmRecord {
+    pub region: String,
+    pub zone: String,
+    pub purchase: PurchaseOption,
+    pub launch_id: String,
+    pub tags: Tags,
+    /// The hourly price frozen at launch, in USD (`Money::parse_usd`).
+    pub hourly_price: String,
+    pub volume_id: String,
+    pub volume_gib: u32,
 }
 
 impl VmSpec {
@@ -92,11 +196,90 @@ impl VmSpec {
     }
 }
 
-/// Writes `bytes` so that a reader never sees half of it.
+/// Writes `bytes` so that a reader never sees half of it; the file is private (0600).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)?;
+    let mut f = private_file_options().truncate(true).open(&tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
     fs::rename(&tmp, path)
+}
+
+/// Options that create a file readable by its owner only.
+pub(crate) fn private_file_options() -> fs::OpenOptions {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o
+}
+
+/// Creates `dir` (and missing parents) as 0700, and tightens it to 0700 if it exists
+/// wider: the simulator's state holds instances' tags, commands and outputs.
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)?;
+    tighten(dir, 0o700)
+}
+
+/// Removes group and other permissions from an existing path (no-op when it is missing
+/// or already private), leaving the owner's bits as they are capped by `mode`.
+pub(crate) fn tighten(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) if !m.file_type().is_symlink() => m,
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let cur = meta.permissions().mode() & 0o7777;
+        if cur & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(cur & mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Variables a VM process may take from the launching environment: what a shell and
+/// locale need, nothing that could carry a credential. Everything else (`AWS_*`,
+/// `GOOGLE_*`, `AZURE_*`, `HERD_GCP_API_KEY`, tokens, secrets) stays out, as on a fresh
+/// VM. The agent needs no variable of its own: it reads everything from `spec.json`.
+const INHERITED: [&str; 9] = [
+    "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "USER", "LOGNAME", "SHELL",
+];
+
+/// Whether a variable of the launching environment may reach a VM process.
+pub(crate) fn inherited(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    // Defence in depth: even an allowed prefix never lets a credential-looking name in.
+    let secret = ["SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "KEY"]
+        .iter()
+        .any(|w| upper.contains(w));
+    !secret && (INHERITED.contains(&key) || key.starts_with("LC_"))
+}
+
+/// The environment of a VM process: the allowed part of this process's environment,
+/// with `HOME` set to `home`.
+pub(crate) fn clean_env(home: &Path) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k.to_str().is_some_and(inherited))
+        .collect();
+    env.push(("HOME".into(), home.as_os_str().to_owned()));
+    env
 }
 
 /// Wakes the agent (see [`VmDir::wake`]). Best effort: with no agent reading, or an
@@ -117,12 +300,17 @@ pub(crate) fn poke(dir: &VmDir) {
 /// `agent.log`. Returns the agent's pid (also its process group and session id).
 pub(crate) fn start(agent: &AgentCommand, spec: &VmSpec) -> io::Result<i32> {
     let dir = VmDir::new(&spec.state_dir, &spec.id);
-    fs::create_dir_all(dir.disk())?;
-    fs::create_dir_all(dir.exec())?;
+    private_dir(&dir.root)?;
+    private_dir(&dir.disk())?;
+    private_dir(&dir.exec())?;
     write_atomic(&dir.spec(), &serde_json::to_vec_pretty(spec).map_err(io::Error::other)?)?;
-    let log = fs::OpenOptions::new().create(true).append(true).open(dir.agent_log())?;
+    let log = private_file_options().append(true).open(dir.agent_log())?;
     let mut cmd = Command::new(&agent.program);
-    cmd.args(&agent.args)
+    // A cleared environment: the CLI's credentials never reach the agent, nor through
+    // it the user's commands.
+    cmd.env_clear()
+        .envs(clean_env(&dir.root))
+        .args(&agent.args)
         .arg("run")
         .arg(&dir.root)
         .current_dir(&dir.root)

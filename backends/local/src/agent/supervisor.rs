@@ -1,9 +1,12 @@
 //! The agent's main loop: every tick (100 ms, or at once when woken: see `wake`) it checks what ends the instance, starts
 //! what is due (setup after boot, command after setup, new exec requests), enforces exec
-//! timeouts, and tells the control plane whether the instance is busy.
+//! timeouts, and tells the control plane whether the instance is busy. It also leaves
+//! the traces reconciliation needs: `agent.pid` at start, a heartbeat every second, and
+//! follows `sim.db` if it is replaced (moved aside and rebuilt) under it.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +21,12 @@ use crate::store::{self, Store};
 use crate::vm::{self, VmDir, VmSpec};
 
 const TICK: Duration = Duration::from_millis(100);
+/// How often the heartbeat file's modification time is refreshed: the precision of
+/// "when was this agent last alive" for a row whose agent vanished.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long the agent keeps its instance running while its row is missing from the
+/// state (which is rebuilt right after a new `sim.db` is created) before it stops.
+const ROW_GRACE: Duration = Duration::from_secs(5);
 /// SIGTERM first; SIGKILL what is still there after this.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
@@ -60,6 +69,17 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
             return 1;
         }
     };
+    if let Err(e) = vm::AgentPid::me().write(&vm.pid()) {
+        log(&format!("cannot write {}: {e}", vm.pid().display()));
+    }
+    let beat = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(vm.heartbeat())
+        .map_err(|e| log(&format!("cannot create the heartbeat file: {e}")))
+        .ok();
+    let db_ino = db_inode(&spec.db());
     let store = match Store::open_existing(&spec.db()) {
         Ok(s) => s,
         Err(e) => {
@@ -91,8 +111,15 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
         busy: false,
         activity: 0,
         recorded: Vec::new(),
+        beat,
+        last_beat: None,
+        db_ino,
     };
     s.run()
+}
+
+fn db_inode(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.ino())
 }
 
 struct Supervisor {
@@ -113,6 +140,11 @@ struct Supervisor {
     activity: i64,
     /// Process groups last written to the `workloads` file.
     recorded: Vec<i32>,
+    /// `heartbeat`, kept open so each beat is one `futimens`.
+    beat: Option<File>,
+    last_beat: Option<Instant>,
+    /// The inode of `sim.db` the store has open: another one means it was replaced.
+    db_ino: Option<u64>,
 }
 
 /// Why the loop stops.
@@ -128,38 +160,60 @@ enum End {
 impl Supervisor {
     fn run(&mut self) -> i32 {
         let mut db_failures = 0u32;
+        let mut missing_since: Option<Instant> = None;
         let end = loop {
             if !self.vm.root.exists() {
                 break End::Vanished;
             }
+            self.heartbeat();
+            self.follow_db(db_failures);
             let now = now_ms();
-            let row = match self.store.read(|c| store::get(c, &self.spec.id)) {
-                Ok(r) => {
+            let read = self.store.read(|c| store::get(c, &self.spec.id));
+            let row = match read {
+                Ok(Some(r)) => {
                     db_failures = 0;
-                    r
+                    missing_since = None;
+                    Some(r)
+                }
+                Ok(None) => {
+                    // No row: the state was replaced and not (yet) rebuilt. Shortly after,
+                    // nobody can see or stop this instance, so it stops itself.
+                    if missing_since.get_or_insert_with(Instant::now).elapsed() >= ROW_GRACE {
+                        break End::Vanished;
+                    }
+                    None
                 }
                 Err(e) => {
                     db_failures += 1;
                     if db_failures == 1 || db_failures == 50 {
                         log(&format!("cannot read the control plane's state: {e}"));
                     }
-                    // The deadline never depends on the database being readable.
-                    self.collect();
-                    let timers = Timers {
-                        deadline: self.spec.deadline,
-                        interrupt_at: self.spec.interrupt_at,
-                        keepalive_ms: self.spec.keepalive_ms,
-                        last_activity: self.spec.ready_at.max(self.activity),
-                        busy: !self.workloads.is_empty(),
-                    };
-                    if let Some((at, reason)) = timers.due(now) {
-                        break End::Due { at, reason };
-                    }
-                    self.wake.wait(TICK);
-                    continue;
+                    None
                 }
             };
-            let Some(row) = row else { break End::Vanished };
+            let Some(row) = row else {
+                // `terminate` reaches an agent by signal even when no state is readable.
+                if STOP.load(Ordering::SeqCst) {
+                    break End::Due {
+                        at: now,
+                        reason: reason::AGENT_STOPPED,
+                    };
+                }
+                // The deadline never depends on the database being readable.
+                self.collect();
+                let timers = Timers {
+                    deadline: self.spec.deadline,
+                    interrupt_at: self.spec.interrupt_at,
+                    keepalive_ms: self.spec.keepalive_ms,
+                    last_activity: self.spec.ready_at.max(self.activity),
+                    busy: !self.workloads.is_empty(),
+                };
+                if let Some((at, reason)) = timers.due(now) {
+                    break End::Due { at, reason };
+                }
+                self.wake.wait(TICK);
+                continue;
+            };
             if row.ended_at.is_some() {
                 break End::Ended;
             }
@@ -189,6 +243,45 @@ impl Supervisor {
         };
         self.finish(end);
         0
+    }
+
+    /// Refreshes the heartbeat's modification time, at most once a [`HEARTBEAT`].
+    fn heartbeat(&mut self) {
+        if self.last_beat.is_some_and(|t| t.elapsed() < HEARTBEAT) {
+            return;
+        }
+        if let Some(f) = &self.beat {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        self.last_beat = Some(Instant::now());
+    }
+
+    /// Reopens `sim.db` when the file at its path is another one (a damaged state moved
+    /// aside and rebuilt, a deleted one recreated) or reads keep failing, so this agent
+    /// sees the rows the control plane now serves. Until the new file is ready (schema
+    /// and rebuilt rows are committed together) the old handle stays.
+    fn follow_db(&mut self, failures: u32) {
+        let path = self.spec.db();
+        let ino = db_inode(&path);
+        let replaced = ino.is_some() && ino != self.db_ino;
+        let retry = failures > 0 && failures.is_multiple_of(10);
+        if !(replaced || retry) {
+            return;
+        }
+        match Store::open_existing(&path) {
+            Ok(s) => {
+                log(&format!("reopened the control plane's state {}", path.display()));
+                self.store = s;
+                self.db_ino = ino;
+                // The new state has not heard whether this instance is busy: report it.
+                self.busy = self.workloads.is_empty();
+                let _ = self
+                    .store
+                    .write(|tx| store::set_cpu_mechanism(tx, &self.spec.id, self.cpu.mechanism));
+            }
+            Err(e) if failures.is_multiple_of(50) => log(&format!("cannot reopen the control plane's state: {e}")),
+            Err(_) => {}
+        }
     }
 
     fn env(&self) -> Vec<(String, String)> {

@@ -81,9 +81,11 @@ pub(crate) fn spawn(
 ) -> std::io::Result<Workload> {
     let mut cmd = Command::new("sh");
     // Like a fresh VM: the launching shell's environment (credentials included) stays
-    // out; only the basics a shell needs come in.
+    // out; only the basics a shell needs come in (the agent's own environment is already
+    // clean; this holds for an agent started by hand too). HOME is the volume, which is
+    // also the working directory, like a login directory.
     cmd.env_clear()
-        .envs(std::env::vars_os().filter(|(k, _)| inherited(&k.to_string_lossy())))
+        .envs(crate::vm::clean_env(l.cwd))
         .arg("-c")
         .arg(l.command)
         .current_dir(l.cwd)
@@ -139,14 +141,6 @@ pub(crate) fn spawn(
     })
 }
 
-/// Variables a workload inherits from the host.
-fn inherited(key: &str) -> bool {
-    const KEEP: [&str; 10] = [
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-    ];
-    KEEP.contains(&key) || key.starts_with("LC_")
-}
-
 fn decode(s: ExitStatus) -> (Option<i32>, Option<i32>) {
     #[cfg(unix)]
     {
@@ -161,11 +155,24 @@ fn decode(s: ExitStatus) -> (Option<i32>, Option<i32>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::vm::inherited;
 
     #[test]
     fn secrets_do_not_reach_workloads() {
-        assert!(inherited("PATH") && inherited("LC_ALL"));
-        assert!(!inherited("AWS_SECRET_ACCESS_KEY") && !inherited("GOOGLE_APPLICATION_CREDENTIALS"));
+        assert!(inherited("PATH") && inherited("LC_ALL") && inherited("TZ"));
+        for k in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SESSION_TOKEN",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "AZURE_CLIENT_SECRET",
+            "HERD_GCP_API_KEY",
+            "GITHUB_TOKEN",
+            "MY_SECRET_THING",
+            "HOME",
+            "LC_SECRET",
+        ] {
+            assert!(!inherited(k), "{k} must not be inherited");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the simulator's integration tests.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,4 +55,38 @@ pub fn request(id: &str, itype: &str, count: u32, now: DateTime<Utc>, deadline: 
     );
     r.tags.insert("herd-owner".into(), "tester".into());
     r
+}
+
+/// Processes belonging to a state dir: by command line (agents) or working directory
+/// (workloads), zombies included.
+pub fn processes_under(dir: &Path) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie_child = stat
+            .rsplit_once(')')
+            .map(|(_, r)| {
+                let f: Vec<&str> = r.split_whitespace().collect();
+                f.first() == Some(&"Z") && f.get(1) == Some(&me.to_string().as_str())
+            })
+            .unwrap_or(false);
+        if cmdline.contains(dir.to_str().unwrap()) || cwd.starts_with(dir) || zombie_child {
+            out.push((
+                pid,
+                format!("{cmdline} [{}]", stat.split_whitespace().nth(2).unwrap_or("?")),
+            ));
+        }
+    }
+    out
 }
