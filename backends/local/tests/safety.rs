@@ -488,6 +488,15 @@ async fn vm_directories_and_specs_are_private() {
         .await;
     }
     assert_eq!(mode(&vm(&dir, &id).join("agent.pid")), 0o600);
+    {
+        let (d, id) = (dir.clone(), id.clone());
+        eventually("the command's log", Duration::from_secs(5), move || {
+            vm(&d, &id).join("command.log").exists() && vm(&d, &id).join("heartbeat").exists()
+        })
+        .await;
+    }
+    assert_eq!(mode(&vm(&dir, &id).join("heartbeat")), 0o600);
+    assert_eq!(mode(&vm(&dir, &id).join("command.log")), 0o600);
     // Left wider by an older herd: tightened when the state is opened.
     for d in [dir.clone(), dir.join("vms"), vm(&dir, &id)] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();

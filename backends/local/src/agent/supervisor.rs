@@ -72,10 +72,8 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
     if let Err(e) = vm::AgentPid::me().write(&vm.pid()) {
         log(&format!("cannot write {}: {e}", vm.pid().display()));
     }
-    let beat = File::options()
-        .create(true)
+    let beat = vm::private_file_options()
         .truncate(false)
-        .write(true)
         .open(vm.heartbeat())
         .map_err(|e| log(&format!("cannot create the heartbeat file: {e}")))
         .ok();
@@ -368,8 +366,7 @@ impl Supervisor {
     fn start_phase(&mut self, kind: Kind, name: &str, command: &str) {
         let log_path = self.vm.log(name);
         let result_path = self.vm.result(name);
-        let opened = File::options()
-            .create(true)
+        let opened = vm::private_file_options()
             .append(true)
             .open(&log_path)
             .and_then(|f| Ok((f.try_clone()?, f)));
@@ -445,8 +442,8 @@ impl Supervisor {
                     continue;
                 }
             };
-            let files =
-                File::create(exec::stdout_file(&dir)).and_then(|o| Ok((o, File::create(exec::stderr_file(&dir))?)));
+            let files = create_private(&exec::stdout_file(&dir))
+                .and_then(|o| Ok((o, create_private(&exec::stderr_file(&dir))?)));
             let (out, err) = match files {
                 Ok(f) => f,
                 Err(e) => {
@@ -561,6 +558,11 @@ impl Supervisor {
         let _ = fs::write(self.vm.ended(), format!("{why}\n"));
         log(&format!("{} ended: {why}", self.spec.id));
     }
+}
+
+/// A fresh output file only the user can read.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    vm::private_file_options().truncate(true).open(path)
 }
 
 fn write_result(path: &Path, o: &Outcome) {
