@@ -158,8 +158,9 @@ pub(crate) fn adopt(tx: &Transaction<'_>, state_dir: &Path, now: i64) -> rusqlit
 }
 
 /// The row a VM's spec describes. Specs written before the record was kept rebuild with
-/// the default region, no tags and the catalog's on-demand price.
-fn row_from_spec(spec: &VmSpec, now: i64) -> Row {
+/// the default region, no tags and the catalog's on-demand price. Also used by an agent
+/// that finds its row missing.
+pub(crate) fn row_from_spec(spec: &VmSpec, now: i64) -> Row {
     let rec = spec.record.clone();
     let price = rec
         .as_ref()

@@ -23,6 +23,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 2;
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE instances ADD COLUMN launcher_pid INTEGER;
 ALTER TABLE instances ADD COLUMN launcher_start INTEGER;
+CREATE INDEX IF NOT EXISTS instances_agents ON instances(process, ended_at);
 ";
 
 const SCHEMA: &str = "
@@ -59,6 +60,8 @@ CREATE TABLE instances (
 );
 CREATE INDEX instances_live ON instances(ended_at);
 CREATE INDEX instances_launch ON instances(launch_id);
+-- Reconciliation's scan: live rows that should have an agent.
+CREATE INDEX instances_agents ON instances(process, ended_at);
 CREATE TABLE launches (
     launch_id    TEXT PRIMARY KEY,
     fingerprint  TEXT NOT NULL,
@@ -951,7 +954,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = Connection::open(dir.path().join("sim.db")).unwrap();
         let v1 = SCHEMA.replace(",\n    launcher_pid      INTEGER,\n    launcher_start    INTEGER", "");
-        assert!(!v1.contains("launcher_pid"));
+        let v1 = v1.replace(
+            "-- Reconciliation's scan: live rows that should have an agent.\nCREATE INDEX instances_agents ON instances(process, ended_at);",
+            "",
+        );
+        assert!(!v1.contains("launcher_pid") && !v1.contains("instances_agents"), "{v1}");
         c.execute_batch(&v1).unwrap();
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let r = sample("i-1", "z");

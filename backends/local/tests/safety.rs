@@ -457,6 +457,32 @@ async fn an_agent_follows_a_rebuilt_state() {
         "the agent stopped after the state was rebuilt"
     );
     assert_eq!(all(&p).await[0].state, InstanceState::Running);
+    drop((p, c));
+
+    // Replaced by an old copy that never knew it, and no herd command runs: after a grace
+    // the agent records itself again rather than run unseen or stop.
+    let blank = tempfile::tempdir().unwrap();
+    drop(provider(blank.path()));
+    for f in db_files(dir) {
+        let _ = std::fs::remove_file(f);
+    }
+    std::fs::copy(blank.path().join("sim.db"), dir.join("sim.db")).unwrap();
+    let c = db(dir);
+    eventually("the agent to record itself", Duration::from_secs(10), || {
+        c.query_row(
+            "SELECT count(*) FROM instances WHERE id = ?1 AND pid IS NOT NULL",
+            [&id],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or(0)
+            == 1
+    })
+    .await;
+    let p = provider(dir);
+    assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+    let i = all(&p).await.remove(0);
+    assert_eq!((i.state, &i.tags), (InstanceState::Running, &req.tags));
+    assert!(agent_of(dir, &id).is_some());
     p.terminate(std::slice::from_ref(&id)).await.unwrap();
     eventually("nothing left", Duration::from_secs(8), || {
         processes_under(dir).is_empty()

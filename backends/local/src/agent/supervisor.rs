@@ -174,10 +174,15 @@ impl Supervisor {
                     Some(r)
                 }
                 Ok(None) => {
-                    // No row: the state was replaced and not (yet) rebuilt. Shortly after,
-                    // nobody can see or stop this instance, so it stops itself.
+                    // No row: the state was replaced and not (yet) rebuilt by a provider
+                    // (which does it as it opens). If that does not come, the agent records
+                    // itself from its spec; if it cannot, nobody could see or stop this
+                    // instance, so it stops.
                     if missing_since.get_or_insert_with(Instant::now).elapsed() >= ROW_GRACE {
-                        break End::Vanished;
+                        if !self.record_itself() {
+                            break End::Vanished;
+                        }
+                        missing_since = None;
                     }
                     None
                 }
@@ -241,6 +246,35 @@ impl Supervisor {
         };
         self.finish(end);
         0
+    }
+
+    /// Inserts this instance's row, rebuilt from its spec, into a state that lacks it.
+    fn record_itself(&mut self) -> bool {
+        if self.spec.record.is_none() {
+            log("my row is missing from the control plane's state and my spec cannot rebuild it: stopping");
+            return false;
+        }
+        let mut row = crate::reconcile::row_from_spec(&self.spec, now_ms());
+        row.pid = Some(std::process::id() as i32);
+        row.cpu_mechanism = Some(self.cpu.mechanism.to_string());
+        let id = self.spec.id.clone();
+        let done = self.store.write(|tx| {
+            if !store::exists(tx, &id)? {
+                store::insert(tx, &row)?;
+            }
+            Ok(())
+        });
+        match done {
+            Ok(()) => {
+                log("my row was missing from the control plane's state: recorded it again from spec.json");
+                self.busy = self.workloads.is_empty();
+                true
+            }
+            Err(e) => {
+                log(&format!("cannot record my row in the control plane's state: {e}"));
+                false
+            }
+        }
     }
 
     /// Refreshes the heartbeat's modification time, at most once a [`HEARTBEAT`].
