@@ -514,6 +514,33 @@ impl Launcher {
     /// terminated (the answer is not trusted to be ours); the error names it instead.
     async fn roll_back(&self, launch_id: &LaunchId, launched: &[Instance], e: Error) -> Error {
         let _ = self.inner.journal.launch_failed(launch_id, &e.to_string());
+        let mut launched = launched.to_vec();
+        let mut unchecked = None;
+        if effect_unknown(e.kind()) {
+            // The cloud may have started instances no answer told us about (a response
+            // lost after the effect, a batch that gave up part-way): look for this
+            // launch's tag, as `herd down --launch` would, and end those too.
+            match self.started_by(launch_id).await {
+                Ok(found) => {
+                    for i in found {
+                        if !launched.iter().any(|l| l.id == i.id) {
+                            launched.push(i);
+                        }
+                    }
+                }
+                Err(l) => unchecked = Some(l),
+            }
+        }
+        let e = match unchecked {
+            Some(l) => add_hint(
+                e,
+                format!(
+                    "could not check what else the cloud started ({}); `herd down --launch {launch_id}` will find it",
+                    l.message()
+                ),
+            ),
+            None => e,
+        };
         if launched.is_empty() {
             return e;
         }
@@ -532,24 +559,45 @@ impl Launcher {
             )
         };
         if ours.is_empty() {
-            return if left_alone.is_empty() {
-                e
-            } else {
-                e.with_hint(format!("nothing of yours was started{left_alone}"))
-            };
+            return add_hint(e, format!("nothing of yours was started{left_alone}"));
         }
         let ids: Vec<String> = ours.iter().map(|i| i.id.clone()).collect();
         match self.terminate(&ids).await {
-            Ok(_) => e.with_hint(format!(
-                "{} instance(s) already started were terminated again; nothing is left running{left_alone}",
-                ids.len()
-            )),
-            Err(t) => e.with_hint(format!(
-                "{} instance(s) may still be running ({}); `herd reap` or `herd down --launch {launch_id}` will find them{left_alone}",
-                ids.len(),
-                t.message()
-            )),
+            Ok(_) => add_hint(
+                e,
+                format!(
+                    "{} instance(s) already started were terminated again; nothing is left running{left_alone}",
+                    ids.len()
+                ),
+            ),
+            Err(t) => add_hint(
+                e,
+                format!(
+                    "{} instance(s) may still be running ({}); `herd reap` or `herd down --launch {launch_id}` will find them{left_alone}",
+                    ids.len(),
+                    t.message()
+                ),
+            ),
         }
+    }
+
+    /// Live instances carrying this launch's `herd-launch` tag and this owner's
+    /// `herd-owner` tag, both checked on the answer (a filter the cloud ignored must not
+    /// make another launch's instances look like this one's).
+    async fn started_by(&self, launch_id: &LaunchId) -> Result<Vec<Instance>> {
+        let tag = tags::sanitize_value(launch_id.as_str());
+        let req = self.mine().tag(tags::LAUNCH, tag.clone()).live();
+        let provider = &self.inner.provider;
+        let found = self.retried(&self.inner.stats, || provider.list(&req)).await?;
+        Ok(found
+            .into_iter()
+            .filter(|i| {
+                i.tag(tags::LAUNCH) == Some(tag.as_str())
+                    && i.tag(tags::OWNER).is_some()
+                    && self.is_ours(i)
+                    && i.state.is_live()
+            })
+            .collect())
     }
 
     /// Whether an instance in a launch answer may be treated as this owner's: its
@@ -706,6 +754,26 @@ impl Launcher {
         }
         self.terminate(&ids).await
     }
+}
+
+/// Whether a failed launch call may still have started something: errors that say the
+/// cloud refused (capacity, quota, permissions, a bad request) do not; lost answers,
+/// timeouts and give-ups might.
+fn effect_unknown(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Unexpected | ErrorKind::Timeout | ErrorKind::Unavailable | ErrorKind::RateLimited
+    )
+}
+
+/// Adds `note` to an error's hint, keeping the hint it had (what to do about the error
+/// itself).
+fn add_hint(e: Error, note: String) -> Error {
+    let hint = match e.hint() {
+        Some(h) => format!("{h}; {note}"),
+        None => note,
+    };
+    e.with_hint(hint)
 }
 
 #[cfg(test)]
@@ -995,6 +1063,92 @@ mod tests {
         assert_eq!(terminated.len(), 50);
         assert!(terminated.iter().all(|id| !id.starts_with("theirs")), "{terminated:?}");
         assert!(journal.seen.lock().unwrap().iter().all(|id| !id.starts_with("theirs")));
+    }
+
+    /// A cloud that starts the instances, then loses the answer (the call fails), and
+    /// whose list ignores filters: it answers with this launch's instances, another
+    /// launch's, and one tagged with this launch but another owner.
+    #[derive(Debug)]
+    struct LostAnswer {
+        inner: Yielding,
+        started: std::sync::Mutex<Vec<Instance>>,
+        terminated: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Provider for LostAnswer {
+        fn info(&self) -> ProviderInfo {
+            self.inner.info()
+        }
+        fn capabilities(&self) -> &Capabilities {
+            &self.inner.caps
+        }
+        fn catalog(&self) -> &Catalog {
+            &self.inner.catalog
+        }
+        async fn launch(&self, req: &LaunchRequest) -> Result<Vec<Instance>> {
+            let mut got = self.inner.launch(req).await?;
+            for i in &mut got {
+                i.tags = req.tags.clone();
+                i.state = InstanceState::Running;
+            }
+            let mut other = got[0].clone();
+            other.id = "other-launch".into();
+            other.tags.insert(tags::LAUNCH.into(), "l-someone-else".into());
+            let mut theirs = got[0].clone();
+            theirs.id = "other-owner".into();
+            theirs.tags.insert(tags::OWNER.into(), "mallory".into());
+            got.extend([other, theirs]);
+            self.started.lock().unwrap().extend(got);
+            Err(Error::new(
+                ErrorKind::Unexpected,
+                "connection reset after the request was sent",
+            ))
+        }
+        async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
+            self.terminated.lock().unwrap().extend(ids.iter().cloned());
+            self.inner.terminate(ids).await
+        }
+        async fn list(&self, _req: &ListRequest) -> Result<Vec<Instance>> {
+            Ok(self.started.lock().unwrap().clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn instances_started_behind_a_lost_answer_are_found_by_tag_and_ended() {
+        let clock = VirtualClock::at_epoch();
+        let p = Arc::new(LostAnswer {
+            inner: Yielding::new(clock.clone()),
+            started: Default::default(),
+            terminated: Default::default(),
+        });
+        let launcher = Launcher::builder(p.clone())
+            .clock(Arc::new(clock))
+            .guardrails(Guardrails {
+                owner: "alice".into(),
+                ..Guardrails::default()
+            })
+            .retry(RetryPolicy::none())
+            .build();
+        let e = launcher
+            .launch(LaunchSpec::new("t.small", 3).deadline(Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unexpected);
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("3 instance(s) already started were terminated again"),
+            "{:?}",
+            e.hint()
+        );
+        let mut ended = p.terminated.lock().unwrap().clone();
+        ended.sort();
+        assert_eq!(ended.len(), 3, "{ended:?}");
+        assert!(
+            ended.iter().all(|id| !id.starts_with("other")),
+            "another launch's and another owner's are never touched: {ended:?}"
+        );
     }
 
     #[tokio::test]
