@@ -501,12 +501,20 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The first line that sets `key` (for errors found after parsing).
+/// The first line that sets `key` or opens its table (for errors found after parsing):
+/// `key = `, a dotted `workload.key = ` or `key.sub = `, `[key]` or `[workload.key]`.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let names = |path: &str| {
+        path.split('.')
+            .any(|seg| seg.trim().trim_matches(|c| c == '"' || c == '\'') == key)
+    };
     text.lines()
         .position(|l| {
             let t = l.trim_start();
-            t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) || t == format!("[{key}]")
+            match t.strip_prefix('[') {
+                Some(h) => !h.starts_with('[') && h.split_once(']').is_some_and(|(p, _)| names(p)),
+                None => t.split_once('=').is_some_and(|(k, _)| names(k)),
+            }
         })
         .map(|i| i + 1)
 }
@@ -721,6 +729,18 @@ regions = ["local-east-1"]
         std::os::unix::fs::symlink("nowhere", dir.join("sub")).unwrap();
         let e = Spec::load(&spec).unwrap_err();
         assert!(e.message().contains("cannot read shipped file"), "{e}");
+    }
+
+    #[test]
+    fn errors_found_after_parsing_name_the_line_of_nested_and_dotted_keys() {
+        // Found by sweep/tests/fuzz_spec.rs: `[workload.metric]` was not `[metric]`, so
+        // the error named no line.
+        let text = OK.replace("[matrix]", "[workload.metric]\nregex = 'r: ([0-9]+)'\n\n[matrix]");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message().contains("sweep.toml:11: say whether"), "{e}");
+        let dotted = "name = \"demo\"\nbudget = \"1\"\nworkload.run = \" \"\nmatrix.types = [\"l1.small\"]\n";
+        let e = parse(dotted).unwrap_err();
+        assert!(e.message().contains("sweep.toml:3: `workload.run` is empty"), "{e}");
     }
 
     #[test]
