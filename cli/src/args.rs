@@ -160,6 +160,9 @@ pub struct LsArgs {
     /// pending, running, shutting-down or terminated.
     #[arg(long, value_name = "STATE")]
     pub state: Option<String>,
+    /// Only this cloud (repeatable); default: every configured cloud.
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -175,9 +178,13 @@ pub struct DownArgs {
     /// All your live instances of this launch.
     #[arg(long = "launch", value_name = "LAUNCH_ID")]
     pub launch_id: Option<String>,
-    /// All your live instances.
+    /// All your live instances, on every configured cloud. Works without the ledger
+    /// (missing or corrupt): the clouds' own tags say what is yours.
     #[arg(long, conflicts_with_all = ["ids", "cluster", "launch_id"])]
     pub all: bool,
+    /// Only this cloud (repeatable); default: every configured cloud.
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -196,6 +203,9 @@ pub struct CostArgs {
     /// Start of the period: a duration ago (7d, 12h) or a date (2026-01-31).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
+    /// Only this cloud (repeatable); default: every configured cloud.
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -378,6 +388,9 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct ReapArgs {
+    /// Only this cloud (repeatable); default: every configured cloud.
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Vec<String>,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,

@@ -1,16 +1,18 @@
 //! What a command runs with: settings, the printer, and -- built lazily, only when a
-//! command asks -- the ledger and the [`Launcher`]. `herd --version`, `catalog`, `plan`
-//! and `completions` never open the ledger or the simulator.
+//! command asks -- the ledger and one [`Launcher`] per cloud. `herd --version`, `catalog`,
+//! `plan` and `completions` never open the ledger or the simulator; a cloud that is not
+//! configured never gets a launcher (so no SDK is built for it).
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
 
-use herd_core::{Error, Launcher, Result};
-use herd_ledger::Ledger;
+use herd_core::{Cloud, Error, Journal, Launcher, NoJournal, Result};
+use herd_ledger::{InstanceFilter, Ledger};
 
 use crate::printer::Printer;
 use crate::registry;
-use crate::settings::Settings;
+use crate::reporter::WaitReporter;
+use crate::settings::{Settings, AWS_HOW_TO_CONFIGURE};
 
 #[derive(Debug)]
 pub struct Context {
@@ -18,7 +20,11 @@ pub struct Context {
     pub printer: Printer,
     pub verbose: bool,
     ledger: OnceCell<Arc<Ledger>>,
-    launcher: OnceCell<Launcher>,
+    /// One slot per [`Cloud::ALL`]; every launcher the command built, for `-v`.
+    launchers: [OnceCell<Launcher>; Cloud::ALL.len()],
+    /// Set when the ledger could not be opened and the command goes on without it
+    /// (`down --all`): launchers then journal nowhere.
+    no_journal: Cell<bool>,
 }
 
 impl Context {
@@ -28,7 +34,8 @@ impl Context {
             printer,
             verbose,
             ledger: OnceCell::new(),
-            launcher: OnceCell::new(),
+            launchers: Default::default(),
+            no_journal: Cell::new(false),
         }
     }
 
@@ -44,37 +51,135 @@ impl Context {
         Ok(self.ledger.get_or_init(|| l))
     }
 
-    /// The launcher for the configured cloud, journaling into the ledger.
+    /// The ledger if it opens; otherwise a loud warning (naming the file and what to do)
+    /// and `None`, and every launcher built from now on journals nowhere. For the kill
+    /// switch, which must work from the clouds' own tags whatever the bookkeeping.
+    pub fn ledger_or_warn(&self) -> Option<&Arc<Ledger>> {
+        if self.no_journal.get() {
+            return None;
+        }
+        match self.ledger() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let path = self.settings.ledger.display();
+                self.printer.warn(format!(
+                    "the ledger {path} cannot be used ({e}); going on from the clouds' own tags, \
+                     recording nothing"
+                ));
+                self.printer.warn(format!(
+                    "what this command terminates is not recorded: move {path} aside (herd starts a new \
+                     one) or restore it from a backup, then run `herd ls` to record what still runs"
+                ));
+                self.no_journal.set(true);
+                None
+            }
+        }
+    }
+
+    /// The ledger when it is already open or the command runs without one; the error
+    /// only when opening it fails and the command has not said it can do without.
+    fn journal(&self) -> Result<Arc<dyn Journal>> {
+        if self.no_journal.get() {
+            return Ok(Arc::new(NoJournal));
+        }
+        Ok(self.ledger()?.clone())
+    }
+
+    /// The launcher for the configured (default) cloud, journaling into the ledger.
     pub fn launcher(&self) -> Result<&Launcher> {
-        if let Some(l) = self.launcher.get() {
+        self.launcher_for(self.settings.cloud)
+    }
+
+    /// The launcher for `cloud`, built once per command with the same guardrails, ledger
+    /// and wait reporter: `ls` may cover several clouds, a sweep's matrix several more.
+    pub fn launcher_for(&self, cloud: Cloud) -> Result<&Launcher> {
+        let slot = &self.launchers[slot(cloud)];
+        if let Some(l) = slot.get() {
             return Ok(l);
         }
-        let l = self.build_launcher(self.settings.cloud)?;
-        Ok(self.launcher.get_or_init(|| l))
+        let l = self.build_launcher(cloud)?;
+        Ok(slot.get_or_init(|| l))
     }
 
-    /// A launcher for any cloud, with the same guardrails and ledger: a sweep's matrix
-    /// may name several clouds. The configured cloud's is the shared one.
-    pub fn launcher_for(&self, cloud: herd_core::Cloud) -> Result<Launcher> {
-        if cloud == self.settings.cloud {
-            return self.launcher().cloned();
-        }
-        self.build_launcher(cloud)
-    }
-
-    fn build_launcher(&self, cloud: herd_core::Cloud) -> Result<Launcher> {
+    fn build_launcher(&self, cloud: Cloud) -> Result<Launcher> {
         let provider = registry::provider(cloud, &self.settings)?;
-        let journal: Arc<dyn herd_core::Journal> = self.ledger()?.clone();
+        let journal = self.journal()?;
+        let (service, endpoint) = registry::service(cloud, &self.settings);
+        let observer: Arc<dyn herd_core::RetryObserver> =
+            Arc::new(WaitReporter::new(self.printer.clone(), service, endpoint));
         Ok(Launcher::builder(provider)
             .guardrails(self.settings.guardrails())
+            .retry(self.settings.retry_policy())
             .journal(journal)
+            .observer(observer)
             .seed(entropy())
             .build())
     }
 
-    /// The launcher, if this command built one (for `--verbose` call statistics).
-    pub fn launcher_if_built(&self) -> Option<&Launcher> {
-        self.launcher.get()
+    /// Every launcher this command built, in [`Cloud::ALL`] order (for `--verbose`).
+    pub fn built_launchers(&self) -> Vec<&Launcher> {
+        self.launchers.iter().filter_map(OnceCell::get).collect()
+    }
+
+    /// The clouds `ls`, `down`, `cost` and `reap` cover: the ones named by `--cloud`
+    /// (each must be configured), else every configured one -- the simulator always,
+    /// AWS when [`Context::aws_configured`] says so.
+    pub fn clouds(&self, named: &[String]) -> Result<Vec<Cloud>> {
+        if named.is_empty() {
+            let mut out = vec![Cloud::Local];
+            if self.aws_configured().is_some() {
+                out.push(Cloud::Aws);
+            }
+            return Ok(out);
+        }
+        let mut out = Vec::new();
+        for n in named {
+            let cloud: Cloud = n.parse().map_err(|e: Error| {
+                Error::invalid_spec(format!("--cloud: {}", e.message())).with_suggestions(e.suggestions().to_vec())
+            })?;
+            match cloud {
+                Cloud::Local => {}
+                Cloud::Aws => {
+                    if self.aws_configured().is_none() {
+                        return Err(Error::config("--cloud aws: AWS is not configured for herd")
+                            .with_hint(AWS_HOW_TO_CONFIGURE));
+                    }
+                }
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "--cloud {other}: this herd was built without the {other} backend"
+                    ))
+                    .with_hint("the simulator (local) and aws are built in"))
+                }
+            }
+            if !out.contains(&cloud) {
+                out.push(cloud);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Why AWS counts as configured: the settings say so (see `settings::aws_configured_by`),
+    /// or the ledger records live AWS instances of yours (so they are never out of sight).
+    pub fn aws_configured(&self) -> Option<String> {
+        if let Some(why) = &self.settings.aws.configured_by {
+            return Some(why.clone());
+        }
+        let ledger = if self.no_journal.get() {
+            return None;
+        } else {
+            self.ledger().ok()?
+        };
+        let live = ledger
+            .instances(&InstanceFilter {
+                cloud: Some(Cloud::Aws),
+                owner: Some(self.owner().to_string()),
+                live_only: true,
+                limit: Some(1),
+                ..InstanceFilter::default()
+            })
+            .ok()?;
+        (!live.is_empty()).then(|| "the ledger records live AWS instances of yours".to_string())
     }
 
     /// Runs a future on a current-thread runtime, built only for commands that need one.
@@ -85,6 +190,10 @@ impl Context {
             .map_err(|e| Error::unexpected("cannot start the async runtime").with_source(e))?;
         Ok(rt.block_on(f))
     }
+}
+
+fn slot(cloud: Cloud) -> usize {
+    Cloud::ALL.iter().position(|c| *c == cloud).unwrap_or(0)
 }
 
 /// Launch ids are `time + random word`; two shells launching in the same millisecond

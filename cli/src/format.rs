@@ -85,11 +85,12 @@ pub fn instant_secs(t: DateTime<Utc>) -> String {
 /// The instance table `ls`, `launch` and `down` share.
 pub fn instance_table(instances: &[Instance], now: DateTime<Utc>) -> crate::printer::Table {
     let mut t = crate::printer::Table::new(&[
-        "ID", "TYPE", "ZONE", "STATE", "PURCHASE", ">$/H", ">AGE", "DEADLINE", "CLUSTER",
+        "ID", "CLOUD", "TYPE", "ZONE", "STATE", "PURCHASE", ">$/H", ">AGE", "DEADLINE", "CLUSTER",
     ]);
     for i in instances {
         t.row(vec![
             i.id.clone().into(),
+            i.cloud.to_string().into(),
             i.instance_type.clone().into(),
             place(i).into(),
             state(i),

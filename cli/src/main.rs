@@ -4,6 +4,7 @@
 
 mod args;
 mod catalogs;
+mod clouds;
 mod commands;
 mod context;
 mod format;
@@ -30,9 +31,16 @@ fn main() -> ExitCode {
     let printer = printer::Printer::new(cli.global.color).verbose(cli.global.verbose);
     match commands::run(cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            printer.error(&e);
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast::<commands::Interrupted>() {
+            // 128 + SIGINT, as a shell reports a process Ctrl-C ended.
+            Ok(i) => {
+                printer.error(&anyhow::Error::new(i.0));
+                ExitCode::from(130)
+            }
+            Err(e) => {
+                printer.error(&e);
+                ExitCode::FAILURE
+            }
+        },
     }
 }

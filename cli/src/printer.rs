@@ -87,9 +87,14 @@ impl Printer {
     /// Pretty JSON on stdout.
     pub fn json<T: Serialize + ?Sized>(&self, value: &T) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value)?;
-        let _ = writeln!(out);
-        Ok(())
+        let written = serde_json::to_writer_pretty(&mut out, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out));
+        match written {
+            // The reader has gone (`herd catalog --json | head`): nothing more to say.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        }
     }
 
     pub fn table(&self, table: &Table) {
@@ -112,6 +117,17 @@ impl Printer {
     pub fn warn(&self, text: impl AsRef<str>) {
         let label = self.paint_err(Style::Yellow, "warning:");
         let _ = writeln!(std::io::stderr().lock(), "{label} {}", text.as_ref());
+    }
+
+    /// `warning: PREFIX: ...`, its causes and its hint: an error the command goes on past
+    /// (one cloud of several failing).
+    pub fn warn_error(&self, prefix: &str, err: &anyhow::Error) {
+        let label = self.paint_err(Style::Yellow, "warning:");
+        let text = render_error(err, self.err_color, self.verbose);
+        let body = text
+            .strip_prefix(&self.paint_err(Style::Red, "error:"))
+            .unwrap_or(&text);
+        let _ = write!(std::io::stderr().lock(), "{label} {prefix}:{body}");
     }
 
     /// `error: ...`, one `Caused by:` per source, then the hint of the first herd error

@@ -54,6 +54,35 @@ pub(crate) fn aws(settings: &Settings) -> herd_aws::AwsProvider {
         .build()
 }
 
+/// Who a cloud's calls go to and where, for the lines that say what herd is waiting
+/// for: an emulator's or AWS's regional endpoint, the simulator's state directory.
+pub fn service(cloud: Cloud, settings: &Settings) -> (String, Option<String>) {
+    match cloud {
+        Cloud::Local => (
+            "the simulator".into(),
+            Some(settings.simulator.state_dir.display().to_string()),
+        ),
+        Cloud::Aws => {
+            let a = &settings.aws;
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let endpoint = a
+                .endpoint
+                .clone()
+                .or_else(|| env("AWS_ENDPOINT_URL_EC2"))
+                .or_else(|| env("AWS_ENDPOINT_URL"))
+                .or_else(|| {
+                    a.region
+                        .clone()
+                        .or_else(|| settings.region.clone())
+                        .or_else(|| env("AWS_REGION"))
+                        .map(|r| format!("https://ec2.{r}.amazonaws.com"))
+                });
+            ("EC2".into(), endpoint)
+        }
+        other => (other.to_string(), None),
+    }
+}
+
 /// One binary serves both roles: the simulator starts `herd __vm-agent ...` per VM.
 fn this_binary_as_agent() -> Result<AgentCommand> {
     let program: PathBuf = std::env::current_exe()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use herd_core::guardrails::parse_duration;
 use herd_core::suggest::did_you_mean;
-use herd_core::{tags, Budget, Cloud, Error, Guardrails, Money, Result};
+use herd_core::{tags, Budget, Cloud, Error, Guardrails, Money, Result, RetryPolicy};
 use serde::{Deserialize, Deserializer};
 
 /// Everything a command may need to know, resolved. Holds no secrets, so `Debug` is safe.
@@ -31,6 +31,9 @@ pub struct Settings {
     pub simulator: SimulatorSettings,
     pub catalog: CatalogSettings,
     pub aws: AwsSettings,
+    /// `[retry] patience` / `HERD_RETRY_PATIENCE`: how long one cloud call keeps being
+    /// retried (throttling, outages, hangs) before herd gives up; `None`: core's defaults.
+    pub retry_patience: Option<Duration>,
     /// Config files that were read, lowest precedence first.
     pub files: Vec<PathBuf>,
 }
@@ -72,6 +75,10 @@ pub struct AwsSettings {
     pub key_dir: PathBuf,
     /// Regions `ls`, `down` and `reap` search; empty: every enabled region.
     pub regions: Vec<String>,
+    /// Why herd counts AWS as configured (so `ls`, `down`, `cost` and `reap` include it),
+    /// e.g. "AWS_PROFILE is set"; `None`: nothing says so (the ledger may still, see
+    /// `Context::clouds`). Checked without building any SDK client: variables and files.
+    pub configured_by: Option<String>,
 }
 
 /// What flags contribute to the merge (the top layer).
@@ -152,6 +159,16 @@ impl Settings {
             ..Guardrails::default()
         }
     }
+
+    /// The retry loop's policy: core's defaults, with the configured patience.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        let p = RetryPolicy::default();
+        match self.retry_patience {
+            // Checked when the settings were loaded.
+            Some(d) => p.clone().with_patience(d).unwrap_or(p),
+            None => p,
+        }
+    }
 }
 
 /// `$XDG_CONFIG_HOME/herd/config.toml`, else `~/.config/herd/config.toml` (also on macOS:
@@ -190,6 +207,10 @@ struct Layer {
     simulator: Option<SimulatorLayer>,
     catalog: Option<CatalogLayer>,
     aws: Option<AwsLayer>,
+    retry: Option<RetryLayer>,
+    /// The file whose `[aws]` section this layer is (not a key: set by [`Layer::read`]).
+    #[serde(skip)]
+    aws_section: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +224,13 @@ struct AwsLayer {
     image_arm64: Option<String>,
     key_dir: Option<PathBuf>,
     regions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryLayer {
+    #[serde(default, deserialize_with = "de_duration")]
+    patience: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,6 +288,9 @@ impl Layer {
         }
         if let Some(d) = layer.aws.as_mut().and_then(|a| a.key_dir.as_mut()) {
             *d = dir.join(&*d);
+        }
+        if layer.aws.is_some() {
+            layer.aws_section = Some(path.to_path_buf());
         }
         Ok(Some(layer))
     }
@@ -323,9 +354,11 @@ impl Layer {
                     .collect()
             }),
         };
+        let patience = duration("HERD_RETRY_PATIENCE")?;
         Ok(Layer {
             aws: Some(aws),
             catalog: Some(catalog),
+            retry: patience.map(|p| RetryLayer { patience: Some(p) }),
             owner: env.var("HERD_OWNER"),
             cloud,
             region: env.var("HERD_REGION"),
@@ -394,8 +427,12 @@ impl Layer {
             deadline,
             keepalive,
             max_count,
-            max_deadline
+            max_deadline,
+            aws_section
         );
+        if let Some(p) = other.retry.and_then(|r| r.patience) {
+            self.retry = Some(RetryLayer { patience: Some(p) });
+        }
         if let Some(b) = other.budget {
             let mine = self.budget.get_or_insert_with(BudgetLayer::default);
             if b.per_launch.is_some() {
@@ -452,8 +489,11 @@ impl Layer {
     }
 
     fn resolve(self, env: &dyn Env, files: Vec<PathBuf>) -> Result<Settings> {
+        let cloud = self.cloud.unwrap_or(Cloud::Local);
         let aws = self.aws.unwrap_or_default();
+        let configured_by = aws_configured_by(env, cloud, &aws, self.aws_section.as_deref());
         let aws = AwsSettings {
+            configured_by,
             profile: aws.profile,
             region: aws.region,
             endpoint: aws.endpoint,
@@ -487,6 +527,10 @@ impl Layer {
         let default_endpoints = herd_catalog::refresh::Endpoints::default();
         let faults = sim.faults.unwrap_or_default();
         faults.validate()?;
+        let retry_patience = self.retry.and_then(|r| r.patience);
+        if let Some(p) = retry_patience {
+            RetryPolicy::check_patience(p)?;
+        }
         let keepalive_explicit = self.keepalive.is_some();
         let keepalive = match self.keepalive {
             Some(k) if k.is_zero() => None,
@@ -495,7 +539,7 @@ impl Layer {
         };
         Ok(Settings {
             owner,
-            cloud: self.cloud.unwrap_or(Cloud::Local),
+            cloud,
             region: self.region,
             ledger: self.ledger.unwrap_or_else(herd_ledger::Ledger::default_path),
             deadline: self.deadline.unwrap_or(defaults.default_deadline),
@@ -525,10 +569,54 @@ impl Layer {
                 },
             },
             aws,
+            retry_patience,
             files,
         })
     }
 }
+
+/// Why AWS counts as configured, cheaply (variables and file existence, no SDK): herd's
+/// own settings name it, or the AWS SDK's default chain has something to go on.
+fn aws_configured_by(env: &dyn Env, cloud: Cloud, aws: &AwsLayer, section: Option<&Path>) -> Option<String> {
+    if cloud == Cloud::Aws {
+        return Some("the default cloud is aws".into());
+    }
+    if let Some(file) = section {
+        return Some(format!("an [aws] section in {}", file.display()));
+    }
+    if aws.profile.is_some() || aws.endpoint.is_some() || aws.region.is_some() {
+        return Some("herd's AWS settings (HERD_AWS_* or --profile)".into());
+    }
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_EC2",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ] {
+        if env.var(var).is_some() {
+            return Some(format!("{var} is set"));
+        }
+    }
+    let home = env.var("HOME").map(PathBuf::from);
+    for (var, name) in [
+        ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        ("AWS_CONFIG_FILE", "config"),
+    ] {
+        let path = env
+            .var(var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
+        if let Some(p) = path.filter(|p| p.is_file()) {
+            return Some(format!("{} exists", p.display()));
+        }
+    }
+    None
+}
+
+/// How to make AWS count as configured (the hint when `--cloud aws` names it unconfigured).
+pub const AWS_HOW_TO_CONFIGURE: &str = "configure AWS first: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and \
+     AWS_SECRET_ACCESS_KEY), run `aws configure` (writes ~/.aws/credentials), or add an [aws] section to herd.toml";
 
 /// A budget: `10`, `$10`, `12.50`; never negative.
 pub fn parse_budget(s: &str) -> Result<Money> {
@@ -806,6 +894,60 @@ mod tests {
         write(tmp.path(), "herd.toml", "[aws]\nprofil = \"ml\"\n");
         let err = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap_err();
         assert!(err.hint().unwrap_or("").contains("profile"), "{err:?}");
+    }
+
+    #[test]
+    fn aws_counts_as_configured_only_when_something_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().to_str().unwrap();
+        let load = |pairs: &[(&'static str, &str)]| {
+            Settings::load_from(&Overrides::default(), &env(pairs), tmp.path()).unwrap()
+        };
+        assert_eq!(load(&[("HOME", home)]).aws.configured_by, None);
+        assert_eq!(
+            load(&[("HOME", home), ("AWS_PROFILE", "ml")])
+                .aws
+                .configured_by
+                .as_deref(),
+            Some("AWS_PROFILE is set")
+        );
+        assert_eq!(
+            load(&[("HOME", home), ("HERD_CLOUD", "aws")])
+                .aws
+                .configured_by
+                .as_deref(),
+            Some("the default cloud is aws")
+        );
+        write(tmp.path(), "home/.aws/credentials", "[default]\n");
+        let home2 = tmp.path().join("home");
+        let s = load(&[("HOME", home2.to_str().unwrap())]);
+        assert!(s.aws.configured_by.unwrap().ends_with(".aws/credentials exists"));
+        write(tmp.path(), "herd.toml", "[aws]\n");
+        let s = load(&[("HOME", home)]);
+        assert!(s.aws.configured_by.unwrap().starts_with("an [aws] section in "));
+    }
+
+    #[test]
+    fn retry_patience_from_file_and_environment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().to_str().unwrap();
+        write(tmp.path(), "herd.toml", "[retry]\npatience = \"5m\"\n");
+        let s = Settings::load_from(&Overrides::default(), &env(&[("HOME", home)]), tmp.path()).unwrap();
+        assert_eq!(s.retry_patience, Some(Duration::from_secs(300)));
+        assert_eq!(s.retry_policy().patience, Duration::from_secs(300));
+        let e = env(&[("HOME", home), ("HERD_RETRY_PATIENCE", "30s")]);
+        let s = Settings::load_from(&Overrides::default(), &e, tmp.path()).unwrap();
+        assert_eq!(
+            s.retry_policy().rate_limit_patience,
+            Duration::from_secs(30),
+            "the environment wins"
+        );
+        write(tmp.path(), "herd.toml", "[retry]\npatience = \"30d\"\n");
+        let err = Settings::load_from(&Overrides::default(), &env(&[("HOME", home)]), tmp.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{err}");
+        write(tmp.path(), "herd.toml", "[retry]\npatients = 3\n");
+        let err = Settings::load_from(&Overrides::default(), &env(&[("HOME", home)]), tmp.path()).unwrap_err();
+        assert_eq!(err.hint(), Some("did you mean `patience`?"));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! processes (started as `herd __vm-agent`), a ledger and a state dir in a temp dir, a
 //! clean environment, no terminal on stdin.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -144,7 +146,7 @@ fn launch_ls_cost_down_round_trip() {
     let header = table.stdout.lines().next().unwrap();
     assert_eq!(
         header.split_whitespace().collect::<Vec<_>>(),
-        ["ID", "TYPE", "ZONE", "STATE", "PURCHASE", "$/H", "AGE", "DEADLINE", "CLUSTER"]
+        ["ID", "CLOUD", "TYPE", "ZONE", "STATE", "PURCHASE", "$/H", "AGE", "DEADLINE", "CLUSTER"]
     );
     assert_eq!(table.stdout.lines().count(), 3, "{}", table.stdout);
     assert!(table.stdout.contains("l1.small"));
@@ -169,8 +171,15 @@ fn launch_ls_cost_down_round_trip() {
     assert!(table.stdout.contains("l1.small"), "{}", table.stdout);
     assert!(table.stdout.contains("total"), "{}", table.stdout);
 
-    let down = sb.ok(&["down", "--cluster", "e2e", "--yes"]);
+    let down = sb.ok(&["down", "--cluster", "e2e", "--yes", "-v"]);
     assert_eq!(down.stdout.matches("terminated").count(), 2, "{}", down.stdout);
+    // -v counts the calls: at least the list and the terminate.
+    let calls: u64 = down
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("api: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no api line: {}", down.stderr));
+    assert!(calls >= 2, "{}", down.stderr);
 
     let empty = sb.ok(&["ls"]);
     assert_eq!(empty.stdout, "");
@@ -544,4 +553,280 @@ fn colour_only_when_asked() {
     assert!(!plain.stdout.contains('\x1b'), "NO_COLOR and a pipe: no colour");
     let forced = sb.ok(&["--color", "always", "catalog", "--limit", "1"]);
     assert!(forced.stdout.contains("\x1b[1mTYPE\x1b[0m"), "{:?}", forced.stdout);
+}
+
+/// Runs `cmd` with a pseudo-terminal on stdin that has `answer` typed into it, so herd's
+/// confirmation question is asked and answered as a person would.
+fn with_terminal(mut cmd: Command, answer: &str) -> Run {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors into the pointers and reads nothing else.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut typing = std::fs::File::from(master);
+    typing.write_all(answer.as_bytes()).unwrap();
+    let out = cmd.stdin(Stdio::from(slave)).output().unwrap();
+    drop(typing);
+    Run::from(&[], out)
+}
+
+/// The `herd ...` command a message prints between backticks, starting with `prefix`.
+fn printed_command(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(&format!("`{prefix}"))
+        .unwrap_or_else(|| panic!("no `{prefix}...` in:\n{text}"));
+    let rest = &text[start + 1..];
+    rest[..rest.find('`').unwrap()].to_string()
+}
+
+impl Sandbox {
+    /// Runs a command line exactly as herd printed it (`herd down --cluster e2e`), on a
+    /// terminal that answers `y` to its question.
+    fn run_printed(&self, line: &str) -> Run {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[0], "herd", "{line}");
+        with_terminal(self.cmd(&words[1..]), "y\n")
+    }
+
+    fn live(&self) -> Vec<Value> {
+        self.json(&["ls", "--json"]).as_array().unwrap().clone()
+    }
+}
+
+#[test]
+fn printed_commands_work_as_printed() {
+    let sb = Sandbox::new();
+    // `ls` on nothing suggests a launch: it launches.
+    let empty = sb.ok(&["ls"]);
+    let suggested = printed_command(&empty.stderr, "herd launch");
+    let r = sb.run_printed(&suggested);
+    assert_eq!(r.code, 0, "{suggested}: {}{}", r.stdout, r.stderr);
+    assert_eq!(sb.live().len(), 1);
+
+    // The stop command a launch prints stops that launch's cluster, and only it.
+    let launched = sb.ok(&[
+        "launch",
+        "l1.small",
+        "-n",
+        "2",
+        "--deadline",
+        "5m",
+        "--cluster",
+        "printed",
+    ]);
+    let stop = printed_command(&launched.stderr, "herd down");
+    assert_eq!(stop, "herd down --cluster printed");
+    let r = sb.run_printed(&stop);
+    assert_eq!(r.code, 0, "{stop}: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("Terminate 2 instance(s)"), "{}", r.stderr);
+    assert_eq!(r.stdout.matches("terminated").count(), 2, "{}", r.stdout);
+    let left = sb.live();
+    assert_eq!(left.len(), 1, "the first launch is not in that cluster: {left:?}");
+
+    // A launch that returns at once prints the same kind of command.
+    let launched = sb.ok(&[
+        "launch",
+        "l1.small",
+        "--deadline",
+        "5m",
+        "--no-wait",
+        "--cluster",
+        "quick",
+    ]);
+    let r = sb.run_printed(&printed_command(&launched.stderr, "herd down"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(sb.live().len(), 1);
+    sb.ok(&["down", "--all", "--yes"]);
+    assert!(sb.live().is_empty());
+}
+
+#[test]
+fn down_refuses_what_is_not_yours_and_says_whose() {
+    let sb = Sandbox::new();
+    let as_bob = |args: &[&str]| {
+        let out = sb.cmd(args).env("USER", "bob").output().unwrap();
+        Run::from(args, out)
+    };
+    let r = as_bob(&["launch", "l1.small", "--deadline", "5m", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bobs: Value = serde_json::from_str(&r.stdout).unwrap();
+    let bobs = bobs["instances"][0]["id"].as_str().unwrap().to_string();
+    sb.ok(&["launch", "l1.small", "--deadline", "5m"]);
+    let mine = sb.live()[0]["id"].as_str().unwrap().to_string();
+
+    // Named with one of mine: refused as a whole, before anything is terminated.
+    let r = sb.fails(&["down", &mine, &bobs, "--yes"]);
+    assert!(r.stderr.contains(&format!("{bobs} (owner bob)")), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was terminated"), "{}", r.stderr);
+    assert_eq!(sb.live().len(), 1, "mine still runs");
+    let theirs = as_bob(&["ls", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&theirs.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // --all is mine only.
+    let r = sb.ok(&["down", "--all", "--yes", "--json"]);
+    let ended: Vec<String> = serde_json::from_str::<Value>(&r.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ended, [mine]);
+    assert_eq!(as_bob(&["down", "--all", "--yes"]).code, 0);
+}
+
+#[test]
+fn unconfigured_clouds_say_how_to_configure_them() {
+    let sb = Sandbox::new();
+    let r = sb.fails(&["ls", "--cloud", "aws"]);
+    assert!(r.stderr.contains("AWS is not configured"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: configure AWS first: set AWS_PROFILE"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.fails(&["down", "--all", "--cloud", "gcp", "--yes"]);
+    assert!(r.stderr.contains("built without the gcp backend"), "{}", r.stderr);
+    let r = sb.fails(&["reap", "--cloud", "awz"]);
+    assert!(r.stderr.contains("did you mean `aws`"), "{}", r.stderr);
+    // Narrowed to the simulator, everything works as before.
+    sb.ok(&["ls", "--cloud", "local"]);
+    sb.ok(&["cost", "--cloud", "local"]);
+}
+
+#[test]
+fn down_all_works_when_the_ledger_is_corrupt_or_empty() {
+    for (what, bytes) in [("corrupt", vec![0x5a_u8; 8192]), ("empty", Vec::new())] {
+        let sb = Sandbox::new();
+        sb.ok(&["launch", "l1.small", "-n", "2", "--deadline", "5m"]);
+        std::fs::write(sb.ledger(), &bytes).unwrap();
+        let r = sb.run(&["down", "--all", "--yes"]);
+        assert_eq!(r.code, 0, "{what}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stdout.matches("terminated").count(), 2, "{what}: {}", r.stdout);
+        assert!(
+            r.stderr
+                .contains(&format!("warning: the ledger {} cannot be used", sb.ledger().display())),
+            "{what}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("move"), "{what}: says what to do: {}", r.stderr);
+        // Commands that need the ledger refuse clearly and leave it alone.
+        let r = sb.fails(&["ls"]);
+        assert!(
+            r.stderr.contains(&sb.ledger().display().to_string()),
+            "{what}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("hint: "), "{what}: {}", r.stderr);
+        assert_eq!(
+            std::fs::read(sb.ledger()).unwrap(),
+            bytes,
+            "{what}: never silently replaced"
+        );
+        // Nothing runs any more: the simulator agrees once the ledger is moved aside.
+        std::fs::remove_file(sb.ledger()).unwrap();
+        assert!(sb.live().is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn catalog_json_into_a_closed_pipe_exits_quietly() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .cmd(&["catalog", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -c 100`: read a little, then close the pipe (the catalog is megabytes).
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("Broken pipe") && !err.contains("error"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+/// Sends SIGINT to a running `herd launch` after `after`, and `again` later a second one.
+fn interrupt(sb: &Sandbox, args: &[&str], after: impl Fn(&Sandbox), again: Option<Duration>) -> Run {
+    let child = sb
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    after(sb);
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) on the child we started and have not waited for yet.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    if let Some(d) = again {
+        std::thread::sleep(d);
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+    Run::from(&[], child.wait_with_output().unwrap())
+}
+
+#[test]
+fn ctrl_c_during_a_launch_ends_it_and_says_how_to_stop_it() {
+    // Boots take a second: the interrupt lands in the boot wait.
+    let sb = Sandbox::with_config("[simulator.faults]\nboot_delay = \"1500ms\"\n");
+    let args = [
+        "launch",
+        "l1.small",
+        "-n",
+        "3",
+        "--deadline",
+        "5m",
+        "--cluster",
+        "sigint",
+    ];
+    let wait_until_listed = |sb: &Sandbox| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while sb.json(&["ls", "--json"]).as_array().unwrap().len() < 3 {
+            assert!(Instant::now() < until, "the launch never showed up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let r = interrupt(&sb, &args, wait_until_listed, None);
+    assert_eq!(r.code, 130, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("interrupted: launch l-"),
+        "the launch id: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("3 instance(s) terminated"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`herd down --launch l-"),
+        "the stop command: {}",
+        r.stderr
+    );
+    assert!(sb.live().is_empty(), "nothing of it runs");
+    let history = sb.json(&["ls", "--history", "--json"]);
+    assert_eq!(states(&history), ["terminated"; 3], "{history}");
+
+    // A second Ctrl-C skips the clean-up and prints the stop command, which works.
+    let r = interrupt(&sb, &args, wait_until_listed, Some(Duration::from_millis(100)));
+    assert_eq!(r.code, 130, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("interrupted twice"), "{}", r.stderr);
+    let stop = printed_command(&r.stderr, "herd down");
+    let done = sb.run_printed(&stop);
+    assert_eq!(done.code, 0, "{stop}: {}{}", done.stdout, done.stderr);
+    assert!(sb.live().is_empty(), "`{stop}` stopped what was left");
 }

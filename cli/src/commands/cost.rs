@@ -1,13 +1,16 @@
 //! `herd cost`: spend from the ledger at the prices frozen at launch, after refreshing
-//! what the cloud says (so ended instances get their end times). `herd cost quote TYPE`
-//! prices a type from the bundled catalogs without touching the ledger or a cloud.
+//! what every configured cloud says, at once (so ended instances get their end times).
+//! `herd cost quote TYPE` prices a type from the bundled catalogs without touching the
+//! ledger or a cloud.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use herd_core::guardrails::{human, parse_duration};
-use herd_core::{BillingRule, Catalog, Cloud, Error, ListRequest, Money, PurchaseOption, Quote, QuoteRequest};
+use herd_core::{
+    BillingRule, Catalog, Cloud, Error, Instance, Launcher, ListRequest, Money, PurchaseOption, Quote, QuoteRequest,
+};
 use herd_ledger::{CostGroup, CostRow, InstanceFilter};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -15,6 +18,7 @@ use serde::Serialize;
 
 use crate::args::{CostArgs, CostBy, CostCommand, QuoteArgs};
 use crate::catalogs;
+use crate::clouds;
 use crate::context::Context;
 use crate::printer::{Style, Table};
 
@@ -30,9 +34,17 @@ struct Report<'a> {
     by: &'static str,
     since: Option<DateTime<Utc>>,
     to: DateTime<Utc>,
-    rows: &'a [CostRow],
+    rows: &'a [Row<'a>],
     total: Total,
     prices_as_of: Option<NaiveDate>,
+}
+
+/// A ledger row and the clouds its instances ran on.
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    row: &'a CostRow,
+    clouds: Vec<Cloud>,
 }
 
 #[derive(Serialize)]
@@ -54,16 +66,83 @@ fn report(ctx: &Context, a: &CostArgs) -> anyhow::Result<()> {
         CostBy::Type => CostGroup::InstanceType,
         CostBy::Cloud => CostGroup::Cloud,
     };
-    refresh(ctx)?;
+    if !a.cloud.is_empty() && matches!(group, CostGroup::Day) {
+        return Err(
+            Error::invalid_spec("--by day mixes clouds in one row, so --cloud cannot narrow it")
+                .with_hint("use --by cloud for each cloud's spend, or --by cluster --cloud aws")
+                .into(),
+        );
+    }
     let ledger = ctx.ledger()?;
+    let failures = refresh(ctx, &a.cloud)?;
     let to = Utc::now();
-    let rows = ledger.cost_report(group, since, to, Some(ctx.owner()))?;
+    let ledger_rows = ledger.cost_report(group, since, to, Some(ctx.owner()))?;
+    let wanted: Vec<Cloud> = a.cloud.iter().map(|c| c.parse::<Cloud>()).collect::<Result<_, _>>()?;
+    let where_ran = clouds_by_key(ctx, group)?;
+    let rows: Vec<Row> = ledger_rows
+        .iter()
+        .map(|r| Row {
+            row: r,
+            clouds: match group {
+                CostGroup::Cloud => r.key.parse().ok().into_iter().collect(),
+                _ => where_ran
+                    .get(&r.key)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default(),
+            },
+        })
+        .filter(|r| wanted.is_empty() || r.clouds.iter().any(|c| wanted.contains(c)))
+        .collect();
+    clouds::warn(ctx, &failures);
+    let incomplete = clouds::incomplete(&failures, "the refresh from the clouds");
+    report_rows(ctx, a, group, since, to, &rows)?;
+    match incomplete {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// For a grouping by cluster, launch or type: the clouds each key's instances ran on.
+fn clouds_by_key(ctx: &Context, group: CostGroup) -> anyhow::Result<BTreeMap<String, BTreeSet<Cloud>>> {
+    let key = |i: &Instance| -> Option<String> {
+        match group {
+            CostGroup::Cluster => i.tag(herd_core::tags::CLUSTER).map(str::to_string),
+            CostGroup::Launch => Some(i.launch_id.to_string()),
+            CostGroup::InstanceType => Some(i.instance_type.clone()),
+            _ => None,
+        }
+    };
+    if !matches!(group, CostGroup::Cluster | CostGroup::Launch | CostGroup::InstanceType) {
+        return Ok(BTreeMap::new());
+    }
+    let mut out: BTreeMap<String, BTreeSet<Cloud>> = BTreeMap::new();
+    for i in ctx.ledger()?.instances(&InstanceFilter {
+        owner: Some(ctx.owner().to_string()),
+        ..InstanceFilter::default()
+    })? {
+        if let Some(k) = key(&i) {
+            out.entry(k).or_default().insert(i.cloud);
+        }
+    }
+    Ok(out)
+}
+
+fn report_rows(
+    ctx: &Context,
+    a: &CostArgs,
+    group: CostGroup,
+    since: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+    rows: &[Row],
+) -> anyhow::Result<()> {
+    let rows_only: Vec<&CostRow> = rows.iter().map(|r| r.row).collect();
+    let rows_ref = &rows_only;
     let total = Total {
-        instances: rows.iter().map(|r| r.instances).sum(),
-        live: rows.iter().map(|r| r.live).sum(),
-        accrued: rows.iter().map(|r| r.accrued).sum(),
-        projected: rows.iter().map(|r| r.projected).sum(),
-        hourly_now: rows.iter().map(|r| r.hourly_now).sum(),
+        instances: rows_ref.iter().map(|r| r.instances).sum(),
+        live: rows_ref.iter().map(|r| r.live).sum(),
+        accrued: rows_ref.iter().map(|r| r.accrued).sum(),
+        projected: rows_ref.iter().map(|r| r.projected).sum(),
+        hourly_now: rows_ref.iter().map(|r| r.hourly_now).sum(),
     };
     let catalog = ctx.launcher()?.catalog();
     let as_of = catalog.oldest_price(catalog.offers());
@@ -72,7 +151,7 @@ fn report(ctx: &Context, a: &CostArgs) -> anyhow::Result<()> {
             by: group.as_str(),
             since,
             to,
-            rows: &rows,
+            rows,
             total,
             prices_as_of: as_of,
         });
@@ -84,32 +163,56 @@ fn report(ctx: &Context, a: &CostArgs) -> anyhow::Result<()> {
         });
         return Ok(());
     }
-    let mut t = Table::new(&[
-        header(group),
-        ">INSTANCES",
-        ">LIVE",
-        ">ACCRUED",
-        ">PROJECTED",
-        ">$/H NOW",
-    ]);
-    for r in &rows {
-        t.row(vec![
-            r.key.clone().into(),
-            r.instances.to_string().into(),
-            r.live.to_string().into(),
-            r.accrued.to_string().into(),
-            r.projected.to_string().into(),
-            r.hourly_now.to_string().into(),
-        ]);
+    let with_cloud = !matches!(group, CostGroup::Cloud | CostGroup::Day);
+    let mut headers = vec![header(group)];
+    if with_cloud {
+        headers.push("CLOUD");
     }
-    t.footer(vec![
-        crate::printer::styled("total", Style::Bold),
-        total.instances.to_string().into(),
-        total.live.to_string().into(),
-        total.accrued.to_string().into(),
-        total.projected.to_string().into(),
-        total.hourly_now.to_string().into(),
-    ]);
+    headers.extend([">INSTANCES", ">LIVE", ">ACCRUED", ">PROJECTED", ">$/H NOW"]);
+    let mut t = Table::new(&headers);
+    for row in rows {
+        let r = row.row;
+        let mut cells: Vec<crate::printer::Cell> = vec![r.key.clone().into()];
+        if with_cloud {
+            let names: Vec<String> = row.clouds.iter().map(|c| c.to_string()).collect();
+            cells.push(
+                if names.is_empty() {
+                    "-".to_string()
+                } else {
+                    names.join(",")
+                }
+                .into(),
+            );
+        }
+        t.row(
+            cells
+                .into_iter()
+                .chain([
+                    r.instances.to_string().into(),
+                    r.live.to_string().into(),
+                    r.accrued.to_string().into(),
+                    r.projected.to_string().into(),
+                    r.hourly_now.to_string().into(),
+                ])
+                .collect(),
+        );
+    }
+    let mut footer = vec![crate::printer::styled("total", Style::Bold)];
+    if with_cloud {
+        footer.push("".into());
+    }
+    t.footer(
+        footer
+            .into_iter()
+            .chain([
+                total.instances.to_string().into(),
+                total.live.to_string().into(),
+                total.accrued.to_string().into(),
+                total.projected.to_string().into(),
+                total.hourly_now.to_string().into(),
+            ])
+            .collect(),
+    );
     ctx.printer.table(&t);
     ctx.printer.note(
         "accrued: billed so far at the price frozen at launch; projected: plus live instances until their deadlines",
@@ -130,29 +233,41 @@ fn header(g: CostGroup) -> &'static str {
     }
 }
 
-/// Asks the cloud about your live instances and about those the ledger still thinks are
-/// live, so instances that ended while nobody watched get their end times recorded.
-fn refresh(ctx: &Context) -> anyhow::Result<()> {
-    let launcher = ctx.launcher()?;
+/// Asks every configured cloud (and every cloud the ledger still has live instances of)
+/// about your live instances and about those the ledger still thinks are live, so
+/// instances that ended while nobody watched get their end times recorded. Clouds that
+/// fail are returned, not raised: the ledger's report still stands.
+fn refresh(ctx: &Context, named: &[String]) -> anyhow::Result<Vec<clouds::Failure>> {
     let ledger = ctx.ledger()?;
-    let stale: Vec<String> = ledger
-        .instances(&InstanceFilter {
-            owner: Some(ctx.owner().to_string()),
-            live_only: true,
-            ..InstanceFilter::default()
-        })?
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
-    ctx.block_on(async {
-        let live: BTreeSet<String> = launcher.list_mine(false).await?.into_iter().map(|i| i.id).collect();
-        let ended: Vec<String> = stale.into_iter().filter(|id| !live.contains(id)).collect();
-        if !ended.is_empty() {
-            launcher.list(&ListRequest::new().ids(ended)).await?;
+    let stale: Vec<Instance> = ledger.instances(&InstanceFilter {
+        owner: Some(ctx.owner().to_string()),
+        live_only: true,
+        ..InstanceFilter::default()
+    })?;
+    let mut wanted = ctx.clouds(named)?;
+    if named.is_empty() {
+        for i in &stale {
+            if !wanted.contains(&i.cloud) {
+                wanted.push(i.cloud);
+            }
         }
-        Ok::<_, Error>(())
-    })??;
-    Ok(())
+    }
+    let (launchers, mut failures) = clouds::launchers(ctx, &wanted);
+    let stale = &stale;
+    let (_, failed) = ctx.block_on(clouds::each(&launchers, |cloud, l: &Launcher| async move {
+        let live: BTreeSet<String> = l.list_mine(false).await?.into_iter().map(|i| i.id).collect();
+        let ended: Vec<String> = stale
+            .iter()
+            .filter(|i| i.cloud == cloud && !live.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        if !ended.is_empty() {
+            l.list(&ListRequest::new().ids(ended)).await?;
+        }
+        Ok(())
+    }))?;
+    failures.extend(failed);
+    Ok(failures)
 }
 
 pub fn price_age_note(ctx: &Context, catalog: &Catalog, as_of: NaiveDate) {

@@ -1,10 +1,14 @@
 //! `herd launch TYPE`: plan (validate, price, check the budget), then launch and wait
-//! until running. `--dry-run` stops after the plan and prints the worst case.
+//! until running. `--dry-run` stops after the plan and prints the worst case. Ctrl-C at
+//! any moment ends what the launch started (see [`end_launch`]); a second Ctrl-C skips
+//! that and prints the stop command at once; either way the exit code is 130.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use herd_core::guardrails::human;
-use herd_core::{Error, ErrorKind, LaunchId, LaunchPlan, LaunchSpec, Launcher, Market, Money};
+use herd_core::{tags, Error, ErrorKind, Instance, LaunchId, LaunchPlan, LaunchSpec, Launcher, Market, Money};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -13,13 +17,60 @@ use crate::context::Context;
 use crate::format;
 use crate::reporter::Spinner;
 
+use super::Interrupted;
+
 /// Longest wait for instances to boot before giving up (they keep their deadline).
 const WAIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// After an interrupt, how long to keep looking for instances of the launch: a launch
+/// call cut off mid-flight may still be carried out, and a cloud's listing can lag its
+/// launches by a few seconds (EC2's API is eventually consistent: "Eventual consistency
+/// in the Amazon EC2 API", EC2 API reference). At least [`LOOK_AT_LEAST`], until two
+/// looks in a row find nothing new; never longer than [`LOOK_AT_MOST`].
+const LOOK_AT_LEAST: Duration = Duration::from_secs(3);
+const LOOK_AT_MOST: Duration = Duration::from_secs(20);
+const LOOK_EVERY: Duration = Duration::from_millis(500);
 
 pub fn run(ctx: &Context, a: &LaunchArgs) -> anyhow::Result<()> {
     let spec = spec(ctx, a)?;
     let launcher = ctx.launcher()?;
-    ctx.block_on(launch(ctx, launcher, a, spec))?
+    ctx.block_on(async {
+        // From here on Ctrl-C is ours to handle: nothing this launch starts is left behind.
+        let mut interrupts = Interrupts::install()?;
+        launch(ctx, launcher, a, spec, &mut interrupts).await
+    })?
+}
+
+/// SIGINT (Ctrl-C) as a stream, so a second one can be told from the first.
+struct Interrupts {
+    #[cfg(unix)]
+    sig: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            let sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| Error::unexpected("cannot listen for Ctrl-C").with_source(e))?;
+            Ok(Interrupts { sig })
+        }
+        #[cfg(not(unix))]
+        Ok(Interrupts {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.sig.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn spec(ctx: &Context, a: &LaunchArgs) -> anyhow::Result<LaunchSpec> {
@@ -72,9 +123,20 @@ fn parse_tag(t: &str) -> Result<(&str, &str), Error> {
     })
 }
 
-async fn launch(ctx: &Context, launcher: &Launcher, a: &LaunchArgs, spec: LaunchSpec) -> anyhow::Result<()> {
+async fn launch(
+    ctx: &Context,
+    launcher: &Launcher,
+    a: &LaunchArgs,
+    spec: LaunchSpec,
+    interrupts: &mut Interrupts,
+) -> anyhow::Result<()> {
     let p = &ctx.printer;
-    let mut plan = launcher.plan(&spec).await?;
+    let mut plan = tokio::select! {
+        plan = launcher.plan(&spec) => plan?,
+        _ = interrupts.next() => {
+            return Err(Interrupted(Error::new(ErrorKind::Conflict, "interrupted before anything was launched")).into());
+        }
+    };
     for w in &plan.warnings {
         p.warn(w);
     }
@@ -97,11 +159,19 @@ async fn launch(ctx: &Context, launcher: &Launcher, a: &LaunchArgs, spec: Launch
     }
 
     let count = plan.request.count;
+    let launch_id = plan.request.launch_id.clone();
     let spinner = Spinner::start(p, format!("launching {count} × {}", plan.request.instance_type));
-    let launched = launcher.launch_planned(plan).await;
+    let launched = tokio::select! {
+        // An interrupt that came while the launch call ran wins over its answer.
+        biased;
+        _ = interrupts.next() => None,
+        r = launcher.launch_planned(plan) => Some(r),
+    };
     spinner.finish();
-    let mut report = launched?;
-    let launch_id = report.launch_id.clone();
+    let mut report = match launched {
+        Some(r) => r?,
+        None => return Err(interrupted(ctx, launcher, &launch_id, &[], interrupts).await),
+    };
     let down_hint = format!("they stop at their deadline; `herd down --launch {launch_id}` stops them now");
 
     let wait = !a.no_wait;
@@ -109,17 +179,18 @@ async fn launch(ctx: &Context, launcher: &Launcher, a: &LaunchArgs, spec: Launch
         let ids: Vec<String> = report.instances.iter().map(|i| i.id.clone()).collect();
         let spinner = Spinner::start(p, format!("waiting for {} instance(s) to boot", ids.len()));
         let waited = tokio::select! {
-            r = launcher.wait_until_running(&ids, WAIT_TIMEOUT) => r.map_err(|e| {
+            biased;
+            _ = interrupts.next() => None,
+            r = launcher.wait_until_running(&ids, WAIT_TIMEOUT) => Some(r.map_err(|e| {
                 Error::new(e.kind(), format!("launch {launch_id} started, but its instances did not all come up"))
                     .with_hint(down_hint.clone())
                     .with_source(e)
-            }),
-            _ = tokio::signal::ctrl_c() => Err(Error::new(
-                ErrorKind::Unexpected,
-                format!("interrupted while waiting for launch {launch_id}"),
-            ).with_hint(down_hint.clone())),
+            })),
         };
         spinner.finish();
+        let Some(waited) = waited else {
+            return Err(interrupted(ctx, launcher, &launch_id, &report.instances, interrupts).await);
+        };
         match waited {
             Ok(mut running) => {
                 running.sort_by(|x, y| x.id.cmp(&y.id));
@@ -145,6 +216,96 @@ async fn launch(ctx: &Context, launcher: &Launcher, a: &LaunchArgs, spec: Launch
         report.cluster,
     ));
     Ok(())
+}
+
+/// Ctrl-C: ends what this launch started and says so, with the launch id and the stop
+/// command whatever happened. A second Ctrl-C stops the clean-up at once.
+async fn interrupted(
+    ctx: &Context,
+    launcher: &Launcher,
+    launch_id: &LaunchId,
+    known: &[Instance],
+    interrupts: &mut Interrupts,
+) -> anyhow::Error {
+    let stop = format!("herd down --launch {launch_id}");
+    ctx.printer.note(format!(
+        "interrupted: ending launch {launch_id} (Ctrl-C again to skip; `{stop}` stops it later)"
+    ));
+    let ended = RefCell::new(BTreeSet::new());
+    let outcome = tokio::select! {
+        biased;
+        _ = interrupts.next() => None,
+        r = end_launch(ctx, launcher, launch_id, known, &ended) => Some(r),
+    };
+    let e = match outcome {
+        None => Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "interrupted twice: the clean-up of launch {launch_id} stopped after terminating {} instance(s); \
+                 more of it may be running",
+                ended.borrow().len()
+            ),
+        )
+        .with_hint(format!("`{stop}` stops it (instances stop at their deadline anyway)")),
+        Some(Ok(n)) => Error::new(
+            ErrorKind::Conflict,
+            format!("interrupted: launch {launch_id} ended, {n} instance(s) terminated"),
+        )
+        .with_hint(format!(
+            "should anything of it still show in `herd ls`, `{stop}` stops it"
+        )),
+        Some(Err(e)) => Error::new(
+            e.kind(),
+            format!("interrupted: launch {launch_id} could not be cleaned up and may be running"),
+        )
+        .with_hint(format!("`{stop}` stops it (instances stop at their deadline anyway)"))
+        .with_source(e),
+    };
+    Interrupted(e).into()
+}
+
+/// Terminates every instance of the launch: those the launch returned and those the
+/// cloud lists under its launch tag and the caller's owner tag (a launch call cut off
+/// mid-flight returns nothing, yet may have started some). Looks again for a while,
+/// since such instances can show up a moment later. Returns how many it terminated.
+async fn end_launch(
+    ctx: &Context,
+    launcher: &Launcher,
+    launch_id: &LaunchId,
+    known: &[Instance],
+    ended: &RefCell<BTreeSet<String>>,
+) -> Result<usize, Error> {
+    let req = launcher
+        .mine()
+        .tag(tags::LAUNCH, tags::sanitize_value(launch_id.as_str()))
+        .live();
+    let start = Instant::now();
+    let cloud = launcher.info().cloud;
+    let mut todo: Vec<String> = crate::clouds::keep_mine(ctx, cloud, known.to_vec())
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let mut quiet = 0;
+    loop {
+        let found = launcher.list(&req).await?;
+        let found = crate::clouds::keep_mine(ctx, cloud, found);
+        todo.extend(found.into_iter().map(|i| i.id));
+        todo.retain(|id| !ended.borrow().contains(id));
+        todo.sort();
+        todo.dedup();
+        if todo.is_empty() {
+            quiet += 1;
+        } else {
+            quiet = 0;
+            launcher.terminate(&todo).await?;
+            ended.borrow_mut().extend(todo.drain(..));
+        }
+        let elapsed = start.elapsed();
+        if (quiet >= 2 && elapsed >= LOOK_AT_LEAST) || elapsed >= LOOK_AT_MOST {
+            return Ok(ended.borrow().len());
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
 }
 
 fn print_instances(ctx: &Context, a: &LaunchArgs, report: &herd_core::LaunchReport) -> anyhow::Result<()> {

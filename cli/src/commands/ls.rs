@@ -1,12 +1,14 @@
-//! `herd ls`: your instances, live from the cloud (which also records them in the
-//! ledger); `--history` reads the ledger instead, ended instances included.
+//! `herd ls`: your instances on every configured cloud, live from the clouds at once
+//! (which also records them in the ledger); `--history` reads the ledger instead, ended
+//! instances included. A cloud that fails is a warning beside the others' instances.
 
 use chrono::Utc;
-use herd_core::{tags, BillingRule, Instance, InstanceState, Money};
+use herd_core::{tags, BillingRule, Cloud, Instance, InstanceState, Launcher, Money};
 use herd_ledger::{InstanceFilter, StateChange};
 use serde::Serialize;
 
 use crate::args::LsArgs;
+use crate::clouds;
 use crate::context::Context;
 use crate::format;
 
@@ -16,7 +18,60 @@ pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
     if a.history {
         return history(ctx, a, state, filtered);
     }
-    let launcher = ctx.launcher()?;
+    let clouds = ctx.clouds(&a.cloud)?;
+    let (launchers, mut failures) = clouds::launchers(ctx, &clouds);
+    let launchers = with_region(launchers, a.region.as_deref())?;
+    let (listed, failed) = ctx.block_on(clouds::each(&launchers, |cloud, l| list(ctx, a, state, cloud, l)))?;
+    failures.extend(failed);
+    let mut instances: Vec<Instance> = listed.into_iter().flat_map(|(_, v)| v).collect();
+    instances.sort_by(|x, y| x.launched_at.cmp(&y.launched_at).then_with(|| x.id.cmp(&y.id)));
+
+    clouds::warn(ctx, &failures);
+    if a.json {
+        ctx.printer.json(&instances)?;
+    } else if instances.is_empty() {
+        if failures.is_empty() {
+            empty(ctx, filtered);
+        }
+    } else {
+        ctx.printer.table(&format::instance_table(&instances, Utc::now()));
+    }
+    match clouds::incomplete(&failures, "the list") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `--region R`: only the clouds that have such a region; none: the region is unknown,
+/// with the configured cloud's suggestions.
+fn with_region<'a>(
+    launchers: Vec<(Cloud, &'a Launcher)>,
+    region: Option<&str>,
+) -> anyhow::Result<Vec<(Cloud, &'a Launcher)>> {
+    let Some(r) = region else { return Ok(launchers) };
+    let mut first_err = None;
+    let mut kept = Vec::new();
+    for (c, l) in launchers {
+        match l.catalog().find_region(c, r) {
+            Ok(_) => kept.push((c, l)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match (kept.is_empty(), first_err) {
+        (true, Some(e)) => Err(e.into()),
+        _ => Ok(kept),
+    }
+}
+
+async fn list(
+    ctx: &Context,
+    a: &LsArgs,
+    state: Option<InstanceState>,
+    cloud: Cloud,
+    launcher: &Launcher,
+) -> anyhow::Result<Vec<Instance>> {
     let mut req = launcher.mine();
     if let Some(c) = &a.cluster {
         req = req.tag(tags::CLUSTER, tags::sanitize_value(c));
@@ -25,7 +80,6 @@ pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
         req = req.tag(tags::LAUNCH, tags::sanitize_value(l));
     }
     if let Some(r) = &a.region {
-        launcher.catalog().find_region(launcher.info().cloud, r)?;
         req = req.region(r);
     }
     req = match state {
@@ -33,18 +87,12 @@ pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
         None if a.all_states => req,
         None => req.live(),
     };
-    let mut instances = ctx.block_on(launcher.list(&req))??;
-    instances.sort_by(|x, y| x.launched_at.cmp(&y.launched_at).then_with(|| x.id.cmp(&y.id)));
-
-    if a.json {
-        return ctx.printer.json(&instances);
-    }
-    if instances.is_empty() {
-        empty(ctx, filtered);
-        return Ok(());
-    }
-    ctx.printer.table(&format::instance_table(&instances, Utc::now()));
-    Ok(())
+    let found = launcher.list(&req).await?;
+    // The answer, not the filter sent, says what is yours and what matches.
+    Ok(clouds::keep_mine(ctx, cloud, found)
+        .into_iter()
+        .filter(|i| req.matches(i))
+        .collect())
 }
 
 fn empty(ctx: &Context, filtered: bool) {
@@ -74,7 +122,12 @@ fn history(ctx: &Context, a: &LsArgs, state: Option<InstanceState>, filtered: bo
         ..InstanceFilter::default()
     };
     let mut instances = ledger.instances(&filter)?;
-    instances.retain(|i| a.region.as_ref().is_none_or(|r| &i.region == r) && state.is_none_or(|s| i.state == s));
+    let clouds: Vec<Cloud> = a.cloud.iter().map(|c| c.parse::<Cloud>()).collect::<Result<_, _>>()?;
+    instances.retain(|i| {
+        a.region.as_ref().is_none_or(|r| &i.region == r)
+            && state.is_none_or(|s| i.state == s)
+            && (clouds.is_empty() || clouds.contains(&i.cloud))
+    });
     // Oldest first, like the live view.
     instances.sort_by(|x, y| x.launched_at.cmp(&y.launched_at).then_with(|| x.id.cmp(&y.id)));
     let now = Utc::now();
@@ -102,12 +155,13 @@ fn history(ctx: &Context, a: &LsArgs, state: Option<InstanceState>, filtered: bo
         return Ok(());
     }
     let mut t = crate::printer::Table::new(&[
-        "ID", "TYPE", "ZONE", "STATE", "PURCHASE", ">$/H", "LAUNCHED", ">RAN", ">COST", "CLUSTER",
+        "ID", "CLOUD", "TYPE", "ZONE", "STATE", "PURCHASE", ">$/H", "LAUNCHED", ">RAN", ">COST", "CLUSTER",
     ]);
     for r in &rows {
         let i = r.instance;
         t.row(vec![
             i.id.clone().into(),
+            i.cloud.to_string().into(),
             i.instance_type.clone().into(),
             format::place(i).into(),
             format::state(i),
@@ -122,6 +176,7 @@ fn history(ctx: &Context, a: &LsArgs, state: Option<InstanceState>, filtered: bo
     let total: Money = rows.iter().map(|r| r.accrued).sum();
     t.footer(vec![
         format!("{} instance(s)", rows.len()).into(),
+        "".into(),
         "".into(),
         "".into(),
         "".into(),

@@ -48,21 +48,43 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
     result
 }
 
-/// `--verbose`: what the command asked of the cloud, and how the retry loop fared.
+/// `--verbose`: what the command asked of each cloud, and how the retry loop fared --
+/// every launcher the command built (one per cloud), launch calls included.
 fn report_api_calls(ctx: &Context) {
-    let Some(l) = ctx.launcher_if_built() else { return };
-    let (calls, throttled, transient, retries) = l.stats().snapshot();
-    let (lcalls, lthrottled, ltransient, lretries) = l.launch_stats().snapshot();
-    ctx.printer.note(format!(
-        "api: {} call(s) to {} ({} launch), {} throttled, {} transient failure(s), {} retried",
-        calls + lcalls,
-        l.info().cloud,
-        lcalls,
-        throttled + lthrottled,
-        transient + ltransient,
-        retries + lretries
-    ));
+    let launchers = ctx.built_launchers();
+    let mut total = (0, 0);
+    for l in &launchers {
+        let (calls, throttled, transient, retries) = l.stats().snapshot();
+        let (lcalls, lthrottled, ltransient, lretries) = l.launch_stats().snapshot();
+        total.0 += calls + lcalls;
+        total.1 += 1;
+        ctx.printer.note(format!(
+            "api: {} call(s) to {} ({} launch), {} throttled, {} transient failure(s), {} retried",
+            calls + lcalls,
+            l.info().cloud,
+            lcalls,
+            throttled + lthrottled,
+            transient + ltransient,
+            retries + lretries
+        ));
+    }
+    if launchers.len() > 1 {
+        ctx.printer
+            .note(format!("api: {} call(s) to {} clouds in all", total.0, total.1));
+    }
 }
+
+/// The command was interrupted (Ctrl-C): printed like any error, exit code 130.
+#[derive(Debug)]
+pub struct Interrupted(pub herd_core::Error);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// The flags that are settings (the top layer of the merge).
 fn overrides(config: Option<std::path::PathBuf>, command: &Command) -> Overrides {

@@ -36,7 +36,7 @@ fn launchers(ctx: &Context, spec: &Spec) -> anyhow::Result<Launchers> {
         let cloud: Cloud = name.parse()?;
         if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(cloud) {
             if let Ok(l) = ctx.launcher_for(cloud) {
-                slot.insert(l);
+                slot.insert(l.clone());
             }
         }
     }
