@@ -27,9 +27,22 @@ pub struct AwsConfig {
     /// Regions that listing, terminating and reaping search when none is named; empty:
     /// every region enabled on the account (DescribeRegions).
     pub regions: Vec<String>,
-    /// Longest wait for one HTTP attempt before it counts as a timeout.
+    /// Longest wait for one HTTP attempt (connect, send, whole answer) before it counts
+    /// as a `Timeout` (temporary: herd's retry loop decides whether to try again).
+    /// Default [`DEFAULT_ATTEMPT_TIMEOUT`].
     pub attempt_timeout: Duration,
+    /// Longest wait for a TCP and TLS connection to the endpoint. Default
+    /// [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
 }
+
+/// 30 s per attempt: EC2 answers its calls in well under a second and RunInstances of a
+/// thousand in a few seconds; an attempt past 30 s is a hang, and herd's retry loop
+/// (with its total patience) takes it from there.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// 5 s to connect: a TCP and TLS handshake to a regional endpoint takes tens of
+/// milliseconds; five seconds covers a slow network without hiding a dead one.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AwsConfig {
     pub fn new(owner: impl Into<String>, key_dir: impl Into<PathBuf>) -> Self {
@@ -43,7 +56,8 @@ impl AwsConfig {
             key_dir: key_dir.into(),
             owner: owner.into(),
             regions: Vec::new(),
-            attempt_timeout: Duration::from_secs(60),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
     pub fn profile(mut self, p: impl Into<String>) -> Self {
@@ -68,6 +82,10 @@ impl AwsConfig {
     }
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
         self.attempt_timeout = d;
+        self
+    }
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
         self
     }
 }

@@ -190,12 +190,29 @@ pub fn from_code(code: Option<&str>, message: Option<&str>, status: Option<u16>)
 }
 
 /// Any SDK failure as a herd error. Transport failures are temporary, so herd's retry
-/// loop (the only one: the SDK's is off) decides whether to try again.
+/// loop (the only one: the SDK's is off) decides whether to try again. Messages come from
+/// EC2's code and message, never from the SDK's `Debug` (kept only as the `source`).
 pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static + HasStatus,
 {
+    from_sdk_at(err, None)
+}
+
+/// [`from_sdk`], naming the endpoint in the sentences where it is what went wrong
+/// (timeouts, refused connections, malformed answers).
+pub fn from_sdk_at<E, R>(err: SdkError<E, R>, endpoint: Option<&str>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static + HasStatus,
+{
+    let at = endpoint.map(|e| format!(" at {e}")).unwrap_or_default();
+    let timeout = || {
+        Error::new(ErrorKind::Timeout, format!("EC2{at} did not answer in time")).with_hint(
+            "herd tries again while its patience lasts; `attempt_timeout` and `connect_timeout` in AwsConfig bound each try",
+        )
+    };
     match &err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status_code();
@@ -203,17 +220,28 @@ where
             let e = from_code(inner.code(), inner.message(), Some(status));
             e.with_source(err)
         }
-        SdkError::TimeoutError(_) => Error::new(ErrorKind::Timeout, "EC2 did not answer in time").with_source(err),
+        SdkError::TimeoutError(_) => timeout().with_source(err),
         SdkError::DispatchFailure(d) => {
             if d.is_timeout() {
-                Error::new(ErrorKind::Timeout, "EC2 did not answer in time").with_source(err)
+                timeout().with_source(err)
             } else if is_credentials(&format!("{err:?}")) {
                 credentials_error(&err)
             } else {
-                Error::new(ErrorKind::Unavailable, "could not reach EC2 (connection failed)").with_source(err)
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("could not reach EC2{at} (connection failed)"),
+                )
+                .with_source(err)
             }
         }
         SdkError::ResponseError(r) => {
+            if let Some(m) = malformed(&err) {
+                return Error::new(ErrorKind::Unexpected, format!("{m}{}", if at.is_empty() { String::new() } else { format!(" (from{at})") }))
+                    .temporary(true)
+                    .with_hint("a whole answer may come on the next try; if this keeps happening, the endpoint or a proxy in between is cutting answers short")
+                    .with_context("action", m.action.clone())
+                    .with_source(err);
+            }
             let status = r.raw().status_code();
             let e = from_code(None, Some("an answer herd could not read"), Some(status));
             let kind = if status >= 500 || status == 0 {
@@ -232,6 +260,18 @@ where
         }
         _ => Error::unexpected("EC2 request failed").with_source(err),
     }
+}
+
+/// The answer check's verdict, when that is why the SDK failed.
+fn malformed<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a crate::client::MalformedAnswer> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(m) = e.downcast_ref::<crate::client::MalformedAnswer>() {
+            return Some(m);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 fn is_credentials(debug: &str) -> bool {

@@ -13,7 +13,9 @@ pub fn state(s: Option<&InstanceStateName>) -> InstanceState {
     match s {
         Some(InstanceStateName::Pending) => InstanceState::Pending,
         Some(InstanceStateName::Running) => InstanceState::Running,
-        // A stopped instance (only possible by hand) still holds its volumes: live.
+        // A stopped instance (only possible by hand) still holds its volumes: live, so
+        // `down` terminates it and `reap` leaves its volumes alone. Its state reason says
+        // "stopped" ([`convert`]), never the shutdown code's "terminated".
         Some(InstanceStateName::Stopping) | Some(InstanceStateName::Stopped) => InstanceState::Running,
         Some(InstanceStateName::ShuttingDown) => InstanceState::ShuttingDown,
         Some(InstanceStateName::Terminated) => InstanceState::Terminated,
@@ -76,12 +78,18 @@ pub fn convert(i: &Ec2Instance, region: &str, fallback_tags: Option<&Tags>, now:
         deadline,
         price,
     );
-    out.state = state(i.state().and_then(|s| s.name()));
-    out.state_reason = i.state_reason().and_then(|r| r.code()).map(reason).or_else(|| {
-        i.state_transition_reason()
-            .filter(|r| !r.is_empty())
-            .map(str::to_string)
-    });
+    let ec2_state = i.state().and_then(|s| s.name());
+    out.state = state(ec2_state);
+    out.state_reason = match ec2_state {
+        // EC2 gives a stop the same reason code as a termination: say what it is.
+        Some(InstanceStateName::Stopped) => Some("stopped".into()),
+        Some(InstanceStateName::Stopping) => Some("stopping".into()),
+        _ => i.state_reason().and_then(|r| r.code()).map(reason).or_else(|| {
+            i.state_transition_reason()
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+        }),
+    };
     if out.state == InstanceState::Terminated {
         out.ended_at = transition_time(i.state_transition_reason()).or(Some(now.min(deadline.max(launched))));
     }
@@ -144,5 +152,24 @@ mod tests {
         );
         assert_eq!(state(Some(&InstanceStateName::Terminated)), InstanceState::Terminated);
         assert_eq!(reason("Client.InstanceInitiatedShutdown"), "deadline");
+    }
+
+    #[test]
+    fn a_stopped_instance_is_live_and_says_stopped_not_terminated() {
+        use aws_sdk_ec2::types::{InstanceState as Ec2State, StateReason};
+        for (name, word) in [
+            (InstanceStateName::Stopped, "stopped"),
+            (InstanceStateName::Stopping, "stopping"),
+        ] {
+            let i = Ec2Instance::builder()
+                .instance_id("i-1")
+                .state(Ec2State::builder().name(name).build())
+                .state_reason(StateReason::builder().code("Client.UserInitiatedShutdown").build())
+                .build();
+            let got = convert(&i, "us-east-1", None, Utc::now());
+            assert_eq!(got.state, InstanceState::Running);
+            assert_eq!(got.state_reason.as_deref(), Some(word));
+            assert!(got.ended_at.is_none());
+        }
     }
 }

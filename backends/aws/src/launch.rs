@@ -7,20 +7,25 @@
 //! every instance with the request id and a spec fingerprint, and looks for them before
 //! launching, which covers emulators without `ClientToken` and tells a reused id with
 //! another spec (`Conflict`) from a retry.
+//!
+//! A retry that finds only part of an earlier call (43 of 50 by the request tag) first
+//! gives EC2 a moment (it may not show them all yet), then launches the missing ones
+//! under a derived `ClientToken` with the same tags, so the launch is whole; if that
+//! fails, the part found is terminated before the error is returned: never half-running.
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceInterruptionBehavior, InstanceMarketOptionsRequest,
-    InstanceType as Ec2Type, MarketType, Placement, ResourceType, ShutdownBehavior, SpotInstanceType,
-    SpotMarketOptions, Tag, TagSpecification,
+    AvailabilityZoneState, BlockDeviceMapping, EbsBlockDevice, Filter, InstanceInterruptionBehavior,
+    InstanceMarketOptionsRequest, InstanceType as Ec2Type, MarketType, Placement, ResourceType, ShutdownBehavior,
+    SpotInstanceType, SpotMarketOptions, Tag, TagSpecification,
 };
-use aws_sdk_ec2::Client;
 use chrono::{DateTime, Utc};
-use herd_core::{Error, ErrorKind, Instance, LaunchRequest, Result, Tags};
+use herd_core::{tags, Error, ErrorKind, Instance, LaunchRequest, Result, Tags};
 
 use crate::access::Access;
-use crate::error::from_sdk;
+use crate::client::Ec2;
 use crate::images::ResolvedImage;
 use crate::instance::{convert, SPEC_TAG};
+use crate::list::Pages;
 
 /// Tag on every launched resource: the id this request was sent under (a batch of a
 /// split launch has its own).
@@ -42,32 +47,58 @@ pub fn launch_tags(req: &LaunchRequest) -> Tags {
     t
 }
 
-/// The instances of an earlier call with this request id, if any.
+/// What an earlier call with this request id left.
+#[derive(Debug)]
+pub enum Existing {
+    None,
+    /// All of it: the repeat returns them and starts nothing.
+    All(Vec<Instance>),
+    /// Fewer than asked (not visible yet, or lost): to complete or end.
+    Partial(Vec<Instance>),
+}
+
+/// The instances of an earlier call with this request id, read from the answer: only
+/// those tagged with this request id and this owner count, whatever the server matched.
 pub async fn existing(
-    client: &Client,
+    ec2: &Ec2,
     region: &str,
     req: &LaunchRequest,
+    owner: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Vec<Instance>>> {
-    let r = client
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{REQUEST_TAG}"))
-                .values(req.launch_id.as_str())
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(from_sdk)?;
-    let found: Vec<Instance> = r
-        .reservations()
-        .iter()
-        .flat_map(|res| res.instances())
-        .map(|i| convert(i, region, None, now))
-        .collect();
+) -> Result<Existing> {
+    let owner = tags::sanitize_value(owner);
+    let mut found: Vec<Instance> = Vec::new();
+    let mut pages = Pages::new("DescribeInstances", 1000);
+    let mut token: Option<String> = None;
+    loop {
+        let r = ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{REQUEST_TAG}"))
+                    .values(req.launch_id.as_str())
+                    .build(),
+            )
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(ec2.err())?;
+        for i in r.reservations().iter().flat_map(|res| res.instances()) {
+            let inst = convert(i, region, None, now);
+            let ours = inst.tag(REQUEST_TAG) == Some(req.launch_id.as_str())
+                && inst.tag(tags::OWNER) == Some(owner.as_str())
+                && !inst.id.is_empty();
+            if ours && !found.iter().any(|f| f.id == inst.id) {
+                found.push(inst);
+            }
+        }
+        match pages.next(r.next_token()).map_err(|e| ec2.context(e))? {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
     if found.is_empty() {
-        return Ok(None);
+        return Ok(Existing::None);
     }
     let fp = req.fingerprint();
     if let Some(other) = found.iter().find(|i| i.tag(SPEC_TAG) != Some(fp.as_str())) {
@@ -83,23 +114,44 @@ pub async fn existing(
         )
         .with_hint("use a new launch id, or repeat the first launch exactly"));
     }
-    if found.len() != req.count as usize {
+    let want = req.count as usize;
+    if found.len() > want {
         return Err(Error::new(
             ErrorKind::Conflict,
             format!(
-                "launch id {} already has {} instances, not {}",
+                "launch id {} already has {} instances, more than the {} asked",
                 req.launch_id,
                 found.len(),
                 req.count
             ),
-        ));
+        )
+        .with_hint(format!(
+            "`herd ls` shows them; `herd down --launch {}` ends them",
+            req.launch_id
+        )));
     }
-    Ok(Some(found))
+    Ok(if found.len() == want {
+        Existing::All(found)
+    } else {
+        Existing::Partial(found)
+    })
 }
 
 /// The ClientToken of attempt `zone` (none: EC2 picks the zone).
 pub fn client_token(req: &LaunchRequest, zone: Option<&str>) -> String {
+    token_for(req.launch_id.as_str(), zone)
+}
+
+/// The token base of the call that completes a launch found with `found` instances: its
+/// own (a ClientToken names one call's whole answer), the same for every retry of it.
+pub fn fill_token(req: &LaunchRequest, found: usize) -> String {
+    let suffix = format!("-fill{found}");
     let id = req.launch_id.as_str();
+    let keep = 64usize.saturating_sub(suffix.len()).min(id.len());
+    format!("{}{suffix}", &id[..keep])
+}
+
+fn token_for(id: &str, zone: Option<&str>) -> String {
     match zone {
         None => id.to_string(),
         Some(z) => {
@@ -112,15 +164,20 @@ pub fn client_token(req: &LaunchRequest, zone: Option<&str>) -> String {
 /// Everything but the zone, resolved before the first call.
 #[derive(Debug)]
 pub struct Prepared<'a> {
+    /// The launch; its tags (request id, fingerprint) go on whatever this call starts.
     pub req: &'a LaunchRequest,
     pub image: ResolvedImage,
     pub access: Access,
     pub user_data: String,
+    /// How many this call starts: `req.count`, or the rest of a partial launch.
+    pub count: u32,
+    /// The ClientToken base: the launch id, or [`fill_token`].
+    pub token: String,
 }
 
 /// One RunInstances call, in `zone` or wherever EC2 likes.
 pub async fn run(
-    client: &Client,
+    client: &Ec2,
     p: &Prepared<'_>,
     zone: Option<&str>,
     region: &str,
@@ -128,14 +185,14 @@ pub async fn run(
 ) -> Result<Vec<Instance>> {
     let req = p.req;
     let tags = launch_tags(req);
-    let count = i32::try_from(req.count).map_err(|_| Error::invalid_spec("count too large"))?;
+    let count = i32::try_from(p.count).map_err(|_| Error::invalid_spec("count too large"))?;
     let mut call = client
         .run_instances()
         .image_id(&p.image.id)
         .instance_type(Ec2Type::from(req.instance_type.as_str()))
         .min_count(count)
         .max_count(count)
-        .client_token(client_token(req, zone))
+        .client_token(token_for(&p.token, zone))
         .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
         .user_data(&p.user_data)
         .key_name(&p.access.key_name)
@@ -177,8 +234,9 @@ pub async fn run(
                 .build(),
         );
     }
-    let r = call.send().await.map_err(from_sdk)?;
-    Ok(r.instances()
+    let r = call.send().await.map_err(client.err())?;
+    let got: Vec<Instance> = r
+        .instances()
         .iter()
         .map(|i| {
             let mut inst = convert(i, region, Some(&tags), now);
@@ -187,21 +245,26 @@ pub async fn run(
             }
             inst
         })
-        .collect())
+        .collect();
+    // How many came back is the Launcher's to check: it terminates a short or long answer.
+    Ok(got)
 }
 
 /// The region's zones that can take a launch, in name order.
-pub async fn zones(client: &Client) -> Result<Vec<String>> {
+pub async fn zones(client: &Ec2) -> Result<Vec<String>> {
     let r = client
         .describe_availability_zones()
         .filters(Filter::builder().name("state").values("available").build())
         .send()
         .await
-        .map_err(from_sdk)?;
+        .map_err(client.err())?;
     let mut z: Vec<String> = r
         .availability_zones()
         .iter()
         .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+        // The filter may have been ignored: only this region's available zones.
+        .filter(|z| z.state().is_none_or(|s| *s == AvailabilityZoneState::Available))
+        .filter(|z| z.region_name().is_none_or(|r| r == client.region()))
         .filter_map(|z| z.zone_name().map(str::to_string))
         .collect();
     z.sort();
@@ -211,7 +274,7 @@ pub async fn zones(client: &Client) -> Result<Vec<String>> {
 /// Runs the launch: where asked, or anywhere and then zone by zone while EC2 reports no
 /// capacity. Returns the instances and the zones that had none.
 pub async fn run_with_zone_fallback(
-    client: &Client,
+    client: &Ec2,
     p: &Prepared<'_>,
     region: &str,
     now: DateTime<Utc>,

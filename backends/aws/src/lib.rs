@@ -6,7 +6,7 @@
 //! Launcher is the only one (docs/decisions/0006-aws-retries.md).
 
 pub mod access;
-mod client;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod images;
@@ -21,6 +21,7 @@ pub mod terminate;
 pub mod testing;
 pub mod userdata;
 
+pub use client::Ec2;
 pub use config::AwsConfig;
 pub use provider::{capabilities, AwsProvider, AwsProviderBuilder};
 pub use spot::SpotPrice;

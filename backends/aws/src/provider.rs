@@ -1,22 +1,24 @@
 //! [`AwsProvider`]: the [`Provider`] trait on EC2. Each operation is a small module;
 //! this file holds the state they share (clients, caches) and the capability sheet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use async_trait::async_trait;
 use herd_core::{
-    Arch, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, Instance, LaunchRequest, Leftover,
-    ListRequest, Provider, ProviderInfo, ReapResult, Result, SharedClock, SystemClock, TerminateOutcome,
-    TerminateResult,
+    tags, Arch, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, Instance,
+    LaunchRequest, Leftover, ListRequest, Provider, ProviderInfo, ReapResult, Result, SharedClock, SystemClock,
+    TerminateOutcome, TerminateResult,
 };
 
 use crate::access::{caller_cidr, AccessCache};
 use crate::client::Clients;
 use crate::config::{AwsConfig, FALLBACK_REGION};
 use crate::images::ImageCache;
-use crate::launch::{run_with_zone_fallback, Prepared};
+use crate::launch::{run_with_zone_fallback, Existing, Prepared};
 use crate::spot::SpotPrice;
 use crate::{launch, list, reap, spot, terminate, userdata};
 
@@ -36,7 +38,23 @@ pub struct AwsProvider {
     enabled: tokio::sync::OnceCell<Vec<String>>,
     /// Zones that had no capacity during the last launch (oldest first).
     capacity_misses: Mutex<Vec<String>>,
+    /// Instances this process launched: when, and how often EC2 has since said it does
+    /// not know them (it may not, for a while: eventual consistency).
+    launched: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
+    /// Launch ids whose earlier call is only partly visible, and how often seen so.
+    partial_seen: Mutex<HashMap<String, u32>>,
 }
+
+/// How long after its launch an instance EC2 says it does not know is taken for not yet
+/// visible rather than gone. EC2 documents eventual consistency without a bound
+/// ("Eventual consistency in the Amazon EC2 API"); its lags are seconds, so minutes.
+pub const JUST_LAUNCHED: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// How many "not found" answers for a just-launched instance are retried (as temporary
+/// errors, by herd's retry loop) before it counts as gone.
+pub const NOT_FOUND_PATIENCE: u32 = 3;
+/// How many times a launch found partly done is handed back to the retry loop (EC2 may
+/// not show all of a call's instances yet) before the rest is launched.
+pub const PARTIAL_PATIENCE: u32 = 2;
 
 /// What the AWS backend declares it can do.
 pub fn capabilities() -> Capabilities {
@@ -109,6 +127,8 @@ impl AwsProviderBuilder {
             regions_of: Mutex::new(HashMap::new()),
             enabled: tokio::sync::OnceCell::new(),
             capacity_misses: Mutex::new(Vec::new()),
+            launched: Mutex::new(HashMap::new()),
+            partial_seen: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -183,36 +203,119 @@ impl AwsProvider {
         }
     }
 
-    /// Which region each of `ids` lives in: the default region first, then every
-    /// enabled region at once. Ids found nowhere are left out.
-    async fn locate(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Instances this process started, so a "not found" moments later is taken for EC2
+    /// catching up, not for gone.
+    fn note_launched(&self, instances: &[Instance]) {
+        self.remember(instances);
         let now = self.clock.now();
-        let by_id = |ids: &[String]| ListRequest::new().ids(ids.iter().cloned());
-        let home = self.clients.get(&self.default_region).await;
-        let found = list::list_region(&home, &self.default_region, &by_id(ids), now).await?;
-        let mut out: Vec<(String, String)> = found.instances.into_iter().map(|i| (i.id, i.region)).collect();
-        let rest: Vec<String> = ids
+        let mut m = self.launched.lock().expect("launched");
+        for i in instances {
+            m.insert(i.id.clone(), (now, 0));
+        }
+    }
+
+    /// A partial launch that could not be completed is ended: its instances are
+    /// terminated, and the error says so (permanent: a retry would find it half-done).
+    async fn end_partial(&self, req: &LaunchRequest, found: &[Instance], e: Error) -> Error {
+        let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
+        let what = format!(
+            "launch {} had {} of {} instances and starting the other {} failed ({})",
+            req.launch_id,
+            found.len(),
+            req.count,
+            req.count as usize - found.len(),
+            e.message()
+        );
+        let ended = Provider::terminate(self, &ids).await;
+        let out = match ended {
+            Ok(_) => Error::new(e.kind(), format!("{what}; the {} found were terminated", ids.len()))
+                .with_hint("nothing of this launch is left running; launch again with a new id"),
+            Err(t) => Error::new(
+                e.kind(),
+                format!(
+                    "{what}; terminating the {} found failed too ({})",
+                    ids.len(),
+                    t.message()
+                ),
+            )
+            .with_hint(format!(
+                "`herd down --launch {}` ends them; `herd ls` shows them",
+                req.launch_id
+            )),
+        };
+        let mut out = out
+            .temporary(false)
+            .with_context("launch_id", req.launch_id.to_string());
+        for (k, v) in e.context() {
+            out = out.with_context(k, v.clone());
+        }
+        out.with_source(e)
+    }
+
+    /// The instances among `ids` that EC2 knows, each read by id where it was last seen
+    /// (else the default region), then in every other searched region at once.
+    async fn describe_anywhere(&self, ids: &[String]) -> Result<Vec<(String, aws_sdk_ec2::types::Instance)>> {
+        let mut asked: HashMap<String, String> = HashMap::new();
+        {
+            let known = self.regions_of.lock().expect("regions");
+            for id in ids {
+                let r = known.get(id).cloned().unwrap_or_else(|| self.default_region.clone());
+                asked.insert(id.clone(), r);
+            }
+        }
+        let mut by_region: HashMap<String, Vec<String>> = HashMap::new();
+        for id in ids {
+            by_region.entry(asked[id].clone()).or_default().push(id.clone());
+        }
+        let mut found = Vec::new();
+        for (region, ids) in by_region {
+            let ec2 = self.clients.get(&region).await;
+            for i in terminate::describe_ids(&ec2, &ids).await? {
+                found.push((region.clone(), i));
+            }
+        }
+        let seen: HashSet<String> = found
             .iter()
-            .filter(|id| !out.iter().any(|(x, _)| x == *id))
-            .cloned()
+            .filter_map(|(_, i)| i.instance_id().map(str::to_string))
             .collect();
+        let rest: Vec<String> = ids.iter().filter(|id| !seen.contains(*id)).cloned().collect();
         if rest.is_empty() {
-            return Ok(out);
+            return Ok(found);
         }
         let mut set = tokio::task::JoinSet::new();
-        for region in self.enabled_regions().await?.into_iter().skip(1) {
-            let client = self.clients.get(&region).await;
-            let req = by_id(&rest);
-            set.spawn(async move { list::list_region(&client, &region, &req, now).await });
+        for region in self.enabled_regions().await? {
+            let here: Vec<String> = rest.iter().filter(|id| asked[*id] != region).cloned().collect();
+            if here.is_empty() {
+                continue;
+            }
+            let ec2 = self.clients.get(&region).await;
+            set.spawn(async move { (region, terminate::describe_ids(&ec2, &here).await) });
         }
+        let mut seen = seen;
         while let Some(r) = set.join_next().await {
-            let r = r.map_err(|e| Error::unexpected(format!("a region's search stopped: {e}")))?;
-            out.extend(r?.instances.into_iter().map(|i| (i.id, i.region)));
+            let (region, r) = r.map_err(|e| Error::unexpected(format!("a region's search stopped: {e}")))?;
+            for i in r? {
+                // One instance, one region: a second answer for it is ignored.
+                if i.instance_id().is_some_and(|id| seen.insert(id.to_string())) {
+                    found.push((region.clone(), i));
+                }
+            }
         }
-        Ok(out)
+        Ok(found)
+    }
+
+    /// For an id no region knows: `true` while it was launched by this process moments ago
+    /// and EC2 has not said so too often (then it is not visible yet, not gone).
+    fn maybe_not_visible_yet(&self, id: &str) -> bool {
+        let now = self.clock.now();
+        let mut m = self.launched.lock().expect("launched");
+        match m.get_mut(id) {
+            Some((at, strikes)) if now - *at < JUST_LAUNCHED && *strikes < NOT_FOUND_PATIENCE => {
+                *strikes += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The regions to search, default first: the configured ones, else the account's
@@ -282,64 +385,144 @@ impl Provider for AwsProvider {
         ))?;
         let client = self.clients.get(&req.region).await;
         let now = self.clock.now();
-        if let Some(found) = launch::existing(&client, &req.region, req, now).await? {
-            self.remember(&found);
-            return Ok(found);
-        }
-        let image = self
-            .images
-            .resolve(&client, &req.region, arch, &req.instance_type, explicit)
-            .await?;
-        let cidr = self.ssh_cidr().await?;
-        let access = self
-            .access
-            .ensure(&client, &req.region, &cfg.owner, &cfg.key_dir, &cidr)
-            .await?;
-        let p = Prepared {
-            req,
-            image,
-            access,
-            user_data,
+        let id = req.launch_id.to_string();
+        let found = match launch::existing(&client, &req.region, req, &cfg.owner, now).await? {
+            Existing::None => Vec::new(),
+            Existing::All(found) => {
+                self.partial_seen.lock().expect("partial").remove(&id);
+                self.remember(&found);
+                return Ok(found);
+            }
+            Existing::Partial(found) => {
+                let seen = {
+                    let mut m = self.partial_seen.lock().expect("partial");
+                    let n = m.entry(id.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if seen <= PARTIAL_PATIENCE {
+                    // EC2 may not show every instance of a call yet: let the retry loop ask again.
+                    return Err(client.context(
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            format!(
+                                "launch {id} shows {} of its {} instances so far",
+                                found.len(),
+                                req.count
+                            ),
+                        )
+                        .with_context("launch_id", id.clone()),
+                    ));
+                }
+                found
+            }
         };
-        let (got, misses) = run_with_zone_fallback(&client, &p, &req.region, now).await?;
-        *self.capacity_misses.lock().expect("misses") = misses;
-        self.remember(&got);
-        Ok(got)
+        self.remember(&found);
+        let rest = req.count - found.len() as u32;
+        let started = async {
+            let image = self.images.resolve(&client, arch, &req.instance_type, explicit).await?;
+            let cidr = self.ssh_cidr().await?;
+            let access = self.access.ensure(&client, &cfg.owner, &cfg.key_dir, &cidr).await?;
+            let p = Prepared {
+                req,
+                image,
+                access,
+                user_data,
+                count: rest,
+                token: if found.is_empty() {
+                    req.launch_id.to_string()
+                } else {
+                    launch::fill_token(req, found.len())
+                },
+            };
+            run_with_zone_fallback(&client, &p, &req.region, now).await
+        };
+        match started.await {
+            Ok((got, misses)) => {
+                *self.capacity_misses.lock().expect("misses") = misses;
+                self.note_launched(&got);
+                self.partial_seen.lock().expect("partial").remove(&id);
+                let mut all = found;
+                all.extend(got);
+                Ok(all)
+            }
+            Err(e) if found.is_empty() => Err(e),
+            Err(e) => Err(self.end_partial(req, &found, e).await),
+        }
     }
 
+    /// Only instances an answer shows are this owner's are terminated: each id is
+    /// described first, and one foreign id refuses the whole call (nothing terminated).
     async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
-        let mut by_region: HashMap<String, Vec<String>> = HashMap::new();
-        let mut unknown = Vec::new();
-        {
-            let known = self.regions_of.lock().expect("regions");
-            for id in ids {
-                match known.get(id) {
-                    Some(r) => by_region.entry(r.clone()).or_default().push(id.clone()),
-                    None => unknown.push(id.clone()),
-                }
+        let owner = self.config().owner.clone();
+        let mut outcome: HashMap<String, TerminateOutcome> = HashMap::new();
+        let mut wanted: Vec<String> = Vec::new();
+        for id in ids {
+            if !terminate::is_instance_id(id) {
+                // No EC2 instance can have this id.
+                outcome.insert(id.clone(), TerminateOutcome::AlreadyGone);
+            } else if !wanted.contains(id) {
+                wanted.push(id.clone());
             }
         }
-        // An id is only "already gone" once no region has it: a wrong guess must never
-        // leave a running instance reported as terminated.
-        for (id, region) in self.locate(&unknown).await? {
-            by_region.entry(region).or_default().push(id);
+        let found = self.describe_anywhere(&wanted).await?;
+        let mut refused = Vec::new();
+        let mut to_end: HashMap<String, Vec<String>> = HashMap::new();
+        for (region, i) in &found {
+            let id = i.instance_id().unwrap_or_default();
+            if let Some(r) = terminate::refusal("instance", id, &terminate::instance_owner(i, &owner)) {
+                refused.push((id.to_string(), r));
+            } else if terminate::has_ended(i) {
+                outcome.insert(id.to_string(), TerminateOutcome::AlreadyGone);
+            } else {
+                to_end.entry(region.clone()).or_default().push(id.to_string());
+            }
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for (region, ids) in by_region {
-            let client = self.clients.get(&region).await;
-            out.extend(terminate::terminate_region(&client, &ids).await?);
+        if !refused.is_empty() {
+            let list: Vec<&str> = refused.iter().map(|(_, r)| r.as_str()).collect();
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{}; herd terminates only owner `{}`'s instances, so nothing was terminated",
+                    list.join("; "),
+                    tags::sanitize_value(&owner)
+                ),
+            )
+            .with_hint(
+                "leave it alone, or end it with the AWS console or `aws ec2 terminate-instances` if it is really yours",
+            )
+            .with_context("instance", refused[0].0.clone()));
+        }
+        for id in &wanted {
+            let known = found.iter().any(|(_, i)| i.instance_id() == Some(id.as_str()));
+            if known {
+                continue;
+            }
+            if self.maybe_not_visible_yet(id) {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("EC2 does not show instance {id} yet, which herd launched moments ago"),
+                )
+                .with_hint("EC2 is eventually consistent: herd asks again before calling it gone")
+                .with_context("instance", id.clone()));
+            }
+            outcome.insert(id.clone(), TerminateOutcome::AlreadyGone);
+        }
+        for (region, ids) in to_end {
+            let ec2 = self.clients.get(&region).await;
+            for t in terminate::terminate_checked(&ec2, &ids).await? {
+                outcome.insert(t.id.clone(), t.outcome);
+            }
         }
         // Every id asked about gets an answer, in the order asked.
-        let mut ordered = Vec::with_capacity(ids.len());
-        for id in ids {
-            let r = out
-                .iter()
-                .find(|t| &t.id == id)
-                .cloned()
-                .unwrap_or_else(|| TerminateResult::new(id, TerminateOutcome::AlreadyGone));
-            ordered.push(r);
-        }
-        Ok(ordered)
+        ids.iter()
+            .map(|id| match outcome.get(id) {
+                Some(o) => Ok(TerminateResult::new(id, *o)),
+                None => Err(Error::unexpected(format!(
+                    "herd lost track of instance {id} while terminating"
+                ))),
+            })
+            .collect()
     }
 
     /// No regions asked: every enabled region (an instance launched elsewhere must still
@@ -387,6 +570,8 @@ impl Provider for AwsProvider {
         Ok(out)
     }
 
+    /// Each item is checked again on the resource itself just before it is deleted;
+    /// a failed item is reported and the rest still go.
     async fn reap(&self, items: &[Leftover]) -> Result<Vec<ReapResult>> {
         // Volumes, interfaces and addresses first: a group or key still referenced by them
         // would refuse to go.
@@ -396,10 +581,11 @@ impl Provider for AwsProvider {
         };
         let mut sorted: Vec<&Leftover> = items.iter().collect();
         sorted.sort_by_key(|l| order(&l.kind));
+        let owner = self.config().owner.clone();
         let mut out = Vec::with_capacity(items.len());
         for l in sorted {
-            let client = self.clients.get(&l.region).await;
-            out.push(reap::reap_one(&client, l).await?);
+            let ec2 = self.clients.get(&l.region).await;
+            out.push(reap::reap_one(&ec2, l, &owner).await);
         }
         Ok(out)
     }

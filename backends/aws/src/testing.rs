@@ -2,6 +2,12 @@
 //! and the benchmark: moto's EC2 server on 127.0.0.1, and a proxy in front of it that
 //! injects the faults moto lacks (throttling, capacity, 5xx, slow answers) and records
 //! every request so tests can assert what was sent.
+//!
+//! The proxy is also a hostile EC2: it can ignore filters (and id lists) so moto answers
+//! with every resource of the region, including foreign ones a test planted straight in
+//! moto ([`plant`]), cut answers short, repeat or never end page tokens, rewrite answers,
+//! throttle forever and hang. [`check_planted`] then reads moto directly to prove nothing
+//! foreign was touched.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -170,6 +176,71 @@ pub enum Fault {
     },
     /// Holds the answer this long before passing it on (for client timeouts).
     Delay(Duration),
+    /// Never answers (the connection stays open): a hanging endpoint.
+    Hang,
+    /// Forwards without the `Filter.*` parameters, and with `ids_too` without the id
+    /// and name lists of `Describe*` calls too (`InstanceId.N`, `GroupName.N`, ...): moto
+    /// then answers with whatever the region holds, as a server that ignores them would.
+    Unfiltered {
+        ids_too: bool,
+    },
+    /// Forwards, then passes on only the first `percent` of the answer's bytes (with a
+    /// Content-Length that matches the cut body, as a proxy that lost the rest would).
+    Truncate {
+        percent: u8,
+    },
+    /// Forwards, then rewrites the answer's body.
+    Rewrite(Rewriter),
+    /// Answers this without forwarding: moto never sees the request.
+    Answer {
+        status: u16,
+        body: String,
+    },
+}
+
+/// A rewrite of an answer's body (Debug shows only that there is one).
+#[derive(Clone)]
+pub struct Rewriter(pub Arc<dyn Fn(&str) -> String + Send + Sync>);
+
+impl std::fmt::Debug for Rewriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewriter(..)")
+    }
+}
+
+/// Sets an answer's `nextToken` (replacing any): the same token every time means a
+/// server that repeats itself.
+pub fn with_next_token(body: &str, token: &str) -> String {
+    let mut b = body.to_string();
+    while let Some(start) = b.find("<nextToken>") {
+        match b[start..].find("</nextToken>") {
+            Some(end) => b.replace_range(start..start + end + "</nextToken>".len(), ""),
+            None => break,
+        }
+    }
+    match b.rfind("</") {
+        Some(i) => {
+            b.insert_str(i, &format!("<nextToken>{token}</nextToken>"));
+            b
+        }
+        None => b,
+    }
+}
+
+/// Removes every `<item>...</item>` (at any depth, innermost first) that mentions `needle`.
+pub fn without_items_mentioning(body: &str, needle: &str) -> String {
+    let mut b = body.to_string();
+    let mut from = 0;
+    while let Some(rel) = b[from..].find(needle) {
+        let at = from + rel;
+        let (Some(open), Some(close_rel)) = (b[..at].rfind("<item>"), b[at..].find("</item>")) else {
+            break;
+        };
+        let close = at + close_rel + "</item>".len();
+        b.replace_range(open..close, "");
+        from = open;
+    }
+    b
 }
 
 impl Fault {
@@ -184,6 +255,21 @@ impl Fault {
             status,
             code: code.into(),
         }
+    }
+    pub fn rewrite(f: impl Fn(&str) -> String + Send + Sync + 'static) -> Fault {
+        Fault::Rewrite(Rewriter(Arc::new(f)))
+    }
+    /// Every answer carries the same `nextToken`.
+    pub fn repeat_token() -> Fault {
+        Fault::rewrite(|b| with_next_token(b, "herd-test-same-token"))
+    }
+    /// Every answer carries a new `nextToken`: pages that never end.
+    pub fn endless_tokens() -> Fault {
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        Fault::rewrite(move |b| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            with_next_token(b, &format!("herd-test-token-{i}"))
+        })
     }
 }
 
@@ -236,6 +322,48 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The id and name lists a `Describe*` call narrows its answer with.
+const SELECTORS: [&str; 10] = [
+    "InstanceId.",
+    "VolumeId.",
+    "NetworkInterfaceId.",
+    "AllocationId.",
+    "PublicIp.",
+    "GroupId.",
+    "GroupName.",
+    "KeyName.",
+    "KeyPairId.",
+    "ImageId.",
+];
+
+/// The request body without its filters (and, with `ids_too`, a Describe's selectors).
+fn unfiltered_body(params: &HashMap<String, String>, ids_too: bool) -> String {
+    let describe = params.get("Action").is_some_and(|a| a.starts_with("Describe"));
+    let mut kept: Vec<(&String, &String)> = params
+        .iter()
+        .filter(|(k, _)| !k.starts_with("Filter."))
+        .filter(|(k, _)| {
+            !(ids_too && describe && (SELECTORS.iter().any(|p| k.starts_with(p)) || k.starts_with("Owner.")))
+        })
+        .collect();
+    kept.sort();
+    kept.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The form parameters of an EC2 query-protocol body.
@@ -386,42 +514,78 @@ async fn handle(
         (rule(&s, nth), nth)
     };
     let _ = nth;
-    let forward = || async {
-        let Some(up) = upstream.clone() else {
-            return reply(500, error_body("InternalError"));
-        };
-        let uri = format!("{up}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-        let mut b = hyper::Request::builder().method(parts.method.clone()).uri(uri);
-        for (k, v) in parts.headers.iter() {
-            if k != hyper::header::HOST {
-                b = b.header(k, v);
+    let forward = |send: Bytes| {
+        let (parts, client, upstream, times, action) = (
+            parts.clone(),
+            client.clone(),
+            upstream.clone(),
+            times.clone(),
+            s.action.clone(),
+        );
+        async move {
+            let Some(up) = upstream else {
+                return reply(500, error_body("InternalError"));
+            };
+            let uri = format!("{up}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            let mut b = hyper::Request::builder().method(parts.method.clone()).uri(uri);
+            for (k, v) in parts.headers.iter() {
+                // hyper sets the length of the body actually sent.
+                if k != hyper::header::HOST && k != hyper::header::CONTENT_LENGTH {
+                    b = b.header(k, v);
+                }
             }
-        }
-        let fwd = b.body(Full::new(body.clone())).expect("request");
-        let start = Instant::now();
-        match client.request(fwd).await {
-            Ok(r) => {
-                let (p, b) = r.into_parts();
-                let bytes = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                times.lock().expect("times").push((s.action.clone(), start.elapsed()));
-                hyper::Response::from_parts(p, Full::new(bytes))
+            let fwd = b.body(Full::new(send)).expect("request");
+            let start = Instant::now();
+            match client.request(fwd).await {
+                Ok(r) => {
+                    let (p, b) = r.into_parts();
+                    let bytes = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    times.lock().expect("times").push((action, start.elapsed()));
+                    hyper::Response::from_parts(p, Full::new(bytes))
+                }
+                Err(e) => reply(502, format!("upstream: {e}")),
             }
-            Err(e) => reply(502, format!("upstream: {e}")),
         }
     };
     match fault {
-        Fault::Pass => forward().await,
+        Fault::Pass => forward(body.clone()).await,
         Fault::Fail { status, code } => reply(status, error_body(&code)),
         Fault::FailAfter { status, code } => {
-            let _ = forward().await;
+            let _ = forward(body.clone()).await;
             reply(status, error_body(&code))
         }
         Fault::Delay(d) => {
-            let r = forward().await;
+            let r = forward(body.clone()).await;
             tokio::time::sleep(d).await;
             r
         }
+        Fault::Hang => {
+            tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+            reply(504, error_body("InternalError"))
+        }
+        Fault::Unfiltered { ids_too } => forward(Bytes::from(unfiltered_body(&s.params, ids_too))).await,
+        Fault::Truncate { percent } => {
+            let r = forward(body.clone()).await;
+            rebody(r, |b: Bytes| {
+                let keep = b.len() * usize::from(percent.min(99)) / 100;
+                b.slice(..keep)
+            })
+            .await
+        }
+        Fault::Rewrite(Rewriter(f)) => {
+            let r = forward(body.clone()).await;
+            rebody(r, |b: Bytes| Bytes::from(f(&String::from_utf8_lossy(&b)))).await
+        }
+        Fault::Answer { status, body } => reply(status, body),
     }
+}
+
+/// The answer with its body replaced by `f` of it (and its length recomputed).
+async fn rebody(r: hyper::Response<Full<Bytes>>, f: impl FnOnce(Bytes) -> Bytes) -> hyper::Response<Full<Bytes>> {
+    let (mut p, b) = r.into_parts();
+    let bytes = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    p.headers.remove(hyper::header::CONTENT_LENGTH);
+    hyper::Response::from_parts(p, Full::new(f(bytes)))
 }
 
 /// One plain RunInstances of `count` x `instance_type` (MinCount = MaxCount = count)
@@ -444,7 +608,12 @@ pub async fn raw_run_instances(
         .build();
     let client = aws_sdk_ec2::Client::from_conf(conf);
     let image = crate::images::ImageCache::default()
-        .resolve(&client, region, arch, instance_type, None)
+        .resolve(
+            &crate::Ec2::new(client.clone(), Some(endpoint), region),
+            arch,
+            instance_type,
+            None,
+        )
         .await
         .map_err(|e| e.to_string())?;
     let start = Instant::now();
@@ -456,7 +625,7 @@ pub async fn raw_run_instances(
         .max_count(count)
         .send()
         .await
-        .map_err(|e| format!("{:?}", e))?;
+        .map_err(|e| crate::error::from_sdk(e).to_string())?;
     let took = start.elapsed();
     Ok((
         took,
@@ -465,6 +634,281 @@ pub async fn raw_run_instances(
             .filter_map(|i| i.instance_id().map(str::to_string))
             .collect(),
     ))
+}
+
+/// An SDK client straight to moto (no proxy, no herd), for planting and checking.
+pub fn direct_client(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::config::Builder::new()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "planter",
+        ))
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// Resources a test made straight in moto, behind herd's back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Planted {
+    pub instances: Vec<String>,
+    pub volumes: Vec<String>,
+    pub interfaces: Vec<String>,
+    /// Allocation ids.
+    pub addresses: Vec<String>,
+    pub groups: Vec<String>,
+    pub keys: Vec<String>,
+}
+
+impl Planted {
+    pub fn extend(&mut self, o: Planted) {
+        self.instances.extend(o.instances);
+        self.volumes.extend(o.volumes);
+        self.interfaces.extend(o.interfaces);
+        self.addresses.extend(o.addresses);
+        self.groups.extend(o.groups);
+        self.keys.extend(o.keys);
+    }
+}
+
+fn spec_tags(kind: aws_sdk_ec2::types::ResourceType, t: &[(&str, &str)]) -> aws_sdk_ec2::types::TagSpecification {
+    let mut b = aws_sdk_ec2::types::TagSpecification::builder().resource_type(kind);
+    for (k, v) in t {
+        b = b.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
+    }
+    b.build()
+}
+
+/// Plants one of each thing reap and down could touch, straight in moto, tagged with
+/// `tags` (none: resources herd never made; `herd-owner=bob`: another owner's):
+/// a running instance, a free volume, a free network interface, a free Elastic IP, a
+/// security group and a key pair, named after `label`.
+pub async fn plant(endpoint: &str, region: &str, label: &str, tags: &[(&str, &str)]) -> Result<Planted, String> {
+    use aws_sdk_ec2::types::{DomainType, InstanceType, ResourceType};
+    let c = direct_client(endpoint, region);
+    let mut p = Planted::default();
+    let tagged = |k: ResourceType| (!tags.is_empty()).then(|| vec![spec_tags(k, tags)]);
+
+    let image = c
+        .describe_images()
+        .owners("amazon")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("architecture")
+                .values("x86_64")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| format!("DescribeImages: {}", crate::error::from_sdk(e)))?;
+    let image = image
+        .images()
+        .iter()
+        .find_map(|i| i.image_id())
+        .ok_or("moto has no x86_64 image")?
+        .to_string();
+    let group = c
+        .create_security_group()
+        .group_name(format!("{label}-group"))
+        .description("planted by a herd test")
+        .set_tag_specifications(tagged(ResourceType::SecurityGroup))
+        .send()
+        .await
+        .map_err(|e| format!("CreateSecurityGroup: {}", crate::error::from_sdk(e)))?
+        .group_id()
+        .unwrap_or_default()
+        .to_string();
+    p.groups.push(group.clone());
+    let key = format!("{label}-key");
+    let public = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETnenGbDQxFMBYXesrtkftI9b8WcHnzAZ8GAjfIUP7h planted";
+    c.import_key_pair()
+        .key_name(&key)
+        .public_key_material(aws_smithy_types::Blob::new(public.as_bytes()))
+        .set_tag_specifications(tagged(ResourceType::KeyPair))
+        .send()
+        .await
+        .map_err(|e| format!("ImportKeyPair: {}", crate::error::from_sdk(e)))?;
+    p.keys.push(key.clone());
+    let mut run = c
+        .run_instances()
+        .image_id(&image)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .key_name(&key)
+        .security_group_ids(&group);
+    if !tags.is_empty() {
+        for k in [
+            ResourceType::Instance,
+            ResourceType::Volume,
+            ResourceType::NetworkInterface,
+        ] {
+            run = run.tag_specifications(spec_tags(k, tags));
+        }
+    }
+    let r = run
+        .send()
+        .await
+        .map_err(|e| format!("RunInstances: {}", crate::error::from_sdk(e)))?;
+    p.instances
+        .extend(r.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)));
+    let zone = format!("{region}a");
+    let vol = c
+        .create_volume()
+        .availability_zone(&zone)
+        .size(1)
+        .set_tag_specifications(tagged(ResourceType::Volume))
+        .send()
+        .await
+        .map_err(|e| format!("CreateVolume: {}", crate::error::from_sdk(e)))?;
+    p.volumes.push(vol.volume_id().unwrap_or_default().to_string());
+    let subnet = c
+        .describe_subnets()
+        .send()
+        .await
+        .map_err(|e| format!("DescribeSubnets: {}", crate::error::from_sdk(e)))?
+        .subnets()
+        .iter()
+        .find(|s| s.availability_zone() == Some(zone.as_str()))
+        .and_then(|s| s.subnet_id())
+        .ok_or("moto has no default subnet")?
+        .to_string();
+    let eni = c
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .set_tag_specifications(tagged(ResourceType::NetworkInterface))
+        .send()
+        .await
+        .map_err(|e| format!("CreateNetworkInterface: {}", crate::error::from_sdk(e)))?;
+    p.interfaces.push(
+        eni.network_interface()
+            .and_then(|n| n.network_interface_id())
+            .unwrap_or_default()
+            .to_string(),
+    );
+    let eip = c
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .set_tag_specifications(tagged(ResourceType::ElasticIp))
+        .send()
+        .await
+        .map_err(|e| format!("AllocateAddress: {}", crate::error::from_sdk(e)))?;
+    p.addresses.push(eip.allocation_id().unwrap_or_default().to_string());
+    Ok(p)
+}
+
+/// Makes `planted`'s volume, interface and address busy: attached to (associated with)
+/// its instance, so a reap that trusts tags and ignores state would delete them in use.
+pub async fn make_busy(endpoint: &str, region: &str, planted: &Planted) -> Result<(), String> {
+    let c = direct_client(endpoint, region);
+    let instance = planted.instances.first().ok_or("nothing planted")?;
+    if let Some(v) = planted.volumes.first() {
+        c.attach_volume()
+            .volume_id(v)
+            .instance_id(instance)
+            .device("/dev/sdf")
+            .send()
+            .await
+            .map_err(|e| format!("AttachVolume: {}", crate::error::from_sdk(e)))?;
+    }
+    if let Some(n) = planted.interfaces.first() {
+        c.attach_network_interface()
+            .network_interface_id(n)
+            .instance_id(instance)
+            .device_index(1)
+            .send()
+            .await
+            .map_err(|e| format!("AttachNetworkInterface: {}", crate::error::from_sdk(e)))?;
+    }
+    if let Some(a) = planted.addresses.first() {
+        c.associate_address()
+            .allocation_id(a)
+            .instance_id(instance)
+            .send()
+            .await
+            .map_err(|e| format!("AssociateAddress: {}", crate::error::from_sdk(e)))?;
+    }
+    Ok(())
+}
+
+/// What of `planted` moto no longer has as it was: an instance not running, anything
+/// else gone. Empty when nothing was touched.
+pub async fn check_planted(endpoint: &str, region: &str, planted: &Planted) -> Vec<String> {
+    let c = direct_client(endpoint, region);
+    let mut missing = Vec::new();
+    for id in &planted.instances {
+        let r = c.describe_instances().instance_ids(id).send().await;
+        let state = r.ok().and_then(|r| {
+            r.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .find(|i| i.instance_id() == Some(id.as_str()))
+                .and_then(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()))
+        });
+        if state.as_deref() != Some("running") && state.as_deref() != Some("pending") {
+            missing.push(format!("instance {id} is {state:?}"));
+        }
+    }
+    for id in &planted.volumes {
+        let ok = c.describe_volumes().volume_ids(id).send().await.is_ok_and(|r| {
+            r.volumes()
+                .iter()
+                .any(|v| v.volume_id() == Some(id.as_str()) && v.state().is_some_and(|s| s.as_str() != "deleting"))
+        });
+        if !ok {
+            missing.push(format!("volume {id}"));
+        }
+    }
+    for id in &planted.interfaces {
+        let ok = c
+            .describe_network_interfaces()
+            .network_interface_ids(id)
+            .send()
+            .await
+            .is_ok_and(|r| {
+                r.network_interfaces()
+                    .iter()
+                    .any(|n| n.network_interface_id() == Some(id.as_str()))
+            });
+        if !ok {
+            missing.push(format!("network interface {id}"));
+        }
+    }
+    for id in &planted.addresses {
+        let ok = c
+            .describe_addresses()
+            .allocation_ids(id)
+            .send()
+            .await
+            .is_ok_and(|r| r.addresses().iter().any(|a| a.allocation_id() == Some(id.as_str())));
+        if !ok {
+            missing.push(format!("address {id}"));
+        }
+    }
+    for id in &planted.groups {
+        let ok = c
+            .describe_security_groups()
+            .group_ids(id)
+            .send()
+            .await
+            .is_ok_and(|r| r.security_groups().iter().any(|g| g.group_id() == Some(id.as_str())));
+        if !ok {
+            missing.push(format!("security group {id}"));
+        }
+    }
+    for name in &planted.keys {
+        let ok = c
+            .describe_key_pairs()
+            .key_names(name)
+            .send()
+            .await
+            .is_ok_and(|r| r.key_pairs().iter().any(|k| k.key_name() == Some(name.as_str())));
+        if !ok {
+            missing.push(format!("key pair {name}"));
+        }
+    }
+    missing
 }
 
 /// A rule that lets everything through.

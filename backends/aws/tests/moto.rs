@@ -165,9 +165,17 @@ async fn key_pair_and_group_are_made_once_tagged_and_reaped_when_unused() {
         reaped.iter().any(|r| r.outcome == TerminateOutcome::Terminated),
         "{reaped:?}"
     );
-    // Reaping again is no error (EC2's DeleteKeyPair even succeeds for a missing key).
-    launcher.reap(&left).await.unwrap();
-    assert!(launcher.leftovers(Some("tester")).await.unwrap().is_empty());
+    assert!(reaped.iter().all(|r| !r.is_failed()), "{reaped:?}");
+    // Reaping again is no error: each is already gone.
+    let again = launcher.reap(&left).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|r| !r.is_failed() && r.outcome == TerminateOutcome::AlreadyGone),
+        "{again:?}"
+    );
+    let after = launcher.leftovers(Some("tester")).await.unwrap();
+    assert!(after.is_empty(), "{after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,13 +185,7 @@ async fn arch_mismatch_is_refused_before_run_instances() {
     // An arm64 Amazon Linux image on an x86 type.
     let p = env.provider();
     let arm = herd_aws::images::ImageCache::default()
-        .resolve(
-            &aws_client(&env).await,
-            REGION,
-            herd_core::Arch::Arm64,
-            "t4g.micro",
-            None,
-        )
+        .resolve(&aws_client(&env).await, herd_core::Arch::Arm64, "t4g.micro", None)
         .await
         .unwrap();
     let e = launcher.launch(spec(1).image(&arm.id)).await.unwrap_err();
@@ -205,16 +207,9 @@ async fn arch_mismatch_is_refused_before_run_instances() {
     assert_eq!(ok.instances.len(), 1);
 }
 
-async fn aws_client(env: &Env) -> aws_sdk_ec2::Client {
-    let conf = aws_sdk_ec2::config::Builder::new()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new(REGION))
-        .endpoint_url(env.moto.endpoint())
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_ec2::Client::from_conf(conf)
+async fn aws_client(env: &Env) -> herd_aws::Ec2 {
+    let c = herd_aws::testing::direct_client(&env.moto.endpoint(), REGION);
+    herd_aws::Ec2::new(c, Some(&env.moto.endpoint()), REGION)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
