@@ -1,10 +1,11 @@
 //! The `herd` binary against moto's EC2 server, as a user types it: launch, ls, cost,
-//! down, reap. Credentials are fake and the endpoint comes from AWS_ENDPOINT_URL, the
-//! way a user points herd at an emulator; instance metadata is off, so nothing but
-//! 127.0.0.1 is ever asked.
+//! down, reap, with the simulator beside it (one view of every cloud). Credentials are
+//! fake and the endpoint comes from AWS_ENDPOINT_URL, the way a user points herd at an
+//! emulator; instance metadata is off, so nothing but 127.0.0.1 is ever asked.
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use herd_aws::testing::Moto;
 use serde_json::Value;
@@ -21,9 +22,9 @@ impl Sandbox {
         self.dir.path()
     }
 
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(HERD)
-            .args(args)
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(HERD);
+        c.args(args)
             .current_dir(self.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -39,14 +40,14 @@ impl Sandbox {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .env("HERD_AWS_REGIONS", "us-east-1")
+            .env("HERD_SIM_DIR", self.path().join("sim"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        triple(self.cmd(args).output().unwrap())
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -59,6 +60,77 @@ impl Sandbox {
         let out = self.ok(args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("herd {args:?}: not JSON ({e}):\n{out}"))
     }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Whatever a test launched, on either cloud, ends with it.
+        let _ = self.cmd(&["down", "--all", "--yes"]).output();
+    }
+}
+
+fn triple(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sandbox(moto: &Moto) -> Sandbox {
+    let sb = Sandbox {
+        dir: tempfile::tempdir().unwrap(),
+        endpoint: moto.endpoint(),
+    };
+    std::fs::create_dir_all(sb.path().join("home")).unwrap();
+    sb
+}
+
+/// Runs a command line exactly as herd printed it, on a pseudo-terminal that answers
+/// `y` to the confirmation question.
+fn run_printed(sb: &Sandbox, line: &str) -> (i32, String, String) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[0], "herd", "{line}");
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors into the pointers and reads nothing else.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut typing = std::fs::File::from(master);
+    typing.write_all(b"y\n").unwrap();
+    let out = sb.cmd(&words[1..]).stdin(Stdio::from(slave)).output().unwrap();
+    drop(typing);
+    triple(out)
+}
+
+/// The `herd ...` command a message prints between backticks, starting with `prefix`.
+fn printed_command(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(&format!("`{prefix}"))
+        .unwrap_or_else(|| panic!("no `{prefix}...` in:\n{text}"));
+    let rest = &text[start + 1..];
+    rest[..rest.find('`').unwrap()].to_string()
+}
+
+fn clouds_of(list: &Value) -> Vec<String> {
+    let mut c: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["cloud"].as_str().unwrap().to_string())
+        .collect();
+    c.sort();
+    c
 }
 
 fn moto() -> Moto {
@@ -161,4 +233,113 @@ fn aws_errors_are_clear_before_any_call() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("AMI"), "{err}");
+}
+
+#[test]
+fn every_cloud_in_one_view_and_the_printed_stop_command_stops_it_on_aws() {
+    let moto = moto();
+    let sb = sandbox(&moto);
+    sb.ok(&[
+        "launch",
+        "--cloud",
+        "local",
+        "l1.small",
+        "--deadline",
+        "30m",
+        "--cluster",
+        "sim",
+    ]);
+    let (code, _, launched) = sb.run(&["launch", "t3.micro", "-n", "2", "--deadline", "30m", "--cluster", "web"]);
+    assert_eq!(code, 0, "{launched}");
+
+    // Plain `ls` shows both clouds, with a CLOUD column; --cloud narrows.
+    let all = sb.json(&["ls", "--json"]);
+    assert_eq!(clouds_of(&all), ["aws", "aws", "local"], "{all}");
+    let table = sb.ok(&["ls"]);
+    assert!(table.lines().next().unwrap().contains("CLOUD"), "{table}");
+    assert_eq!(clouds_of(&sb.json(&["ls", "--json", "--cloud", "local"])), ["local"]);
+    assert_eq!(clouds_of(&sb.json(&["ls", "--json", "--cloud", "aws"])), ["aws", "aws"]);
+    let cost = sb.json(&["cost", "--json", "--by", "cloud"]);
+    assert_eq!(cost["total"]["live"], 3, "{cost}");
+
+    // The stop command the AWS launch printed, exactly as printed, stops it on AWS.
+    let stop = printed_command(&launched, "herd down");
+    assert_eq!(stop, "herd down --cluster web");
+    let (code, out, err) = run_printed(&sb, &stop);
+    assert_eq!(code, 0, "{stop}: {out}{err}");
+    assert_eq!(out.matches("terminated").count(), 2, "{out}");
+    assert_eq!(clouds_of(&sb.json(&["ls", "--json"])), ["local"]);
+
+    // `down ID` finds an AWS id's cloud from the ledger; already gone is gone, on aws.
+    let (code, _, launched) = sb.run(&["launch", "t3.micro", "--deadline", "30m", "--cluster", "one"]);
+    assert_eq!(code, 0, "{launched}");
+    let aws = sb.json(&["ls", "--json", "--cloud", "aws"]);
+    let id = aws[0]["id"].as_str().unwrap().to_string();
+    let down = sb.json(&["down", &id, "--yes", "--json"]);
+    assert_eq!(down[0]["cloud"], "aws", "{down}");
+    assert_eq!(down[0]["outcome"], "terminated", "{down}");
+    let again = sb.json(&["down", &id, "--yes", "--json"]);
+    assert_eq!(again[0]["outcome"], "already-gone", "{again}");
+
+    // The kill switch: everything, every cloud.
+    sb.ok(&["launch", "t3.micro", "--deadline", "30m"]);
+    let down = sb.json(&["down", "--all", "--yes", "--json"]);
+    assert_eq!(clouds_of(&down), ["aws", "local"], "{down}");
+    assert_eq!(sb.json(&["ls", "--json"]), Value::Array(vec![]));
+}
+
+#[test]
+fn a_failing_cloud_is_a_warning_beside_the_others() {
+    let moto = moto();
+    let sb = sandbox(&moto);
+    sb.ok(&["launch", "--cloud", "local", "l1.small", "--deadline", "30m"]);
+    // Nothing listens on port 1 of 127.0.0.1: EC2 is unreachable.
+    let dead = |args: &[&str]| {
+        triple(
+            sb.cmd(args)
+                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+                .env("HERD_RETRY_PATIENCE", "1s")
+                .output()
+                .unwrap(),
+        )
+    };
+    let (code, out, err) = dead(&["ls"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("l1.small") && out.contains("local"),
+        "the simulator's instance is shown: {out}"
+    );
+    assert!(err.contains("warning: aws: "), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "the endpoint is named: {err}");
+    assert!(err.contains("error: the list is incomplete: aws failed"), "{err}");
+    let (code, _, err) = dead(&["down", "--all", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("warning: aws: "), "{err}");
+    assert_eq!(
+        sb.json(&["ls", "--json"]),
+        Value::Array(vec![]),
+        "the simulator's was still stopped"
+    );
+}
+
+#[test]
+fn down_refuses_another_owners_aws_instance() {
+    let moto = moto();
+    let sb = sandbox(&moto);
+    let as_other = |args: &[&str]| triple(sb.cmd(args).env("USER", "other").output().unwrap());
+    let (code, out, err) = as_other(&["launch", "t3.micro", "--deadline", "30m", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let theirs: Value = serde_json::from_str(&out).unwrap();
+    let id = theirs["instances"][0]["id"].as_str().unwrap().to_string();
+    let (code, _, err) = sb.run(&["down", &id, "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{id} (owner other)")), "{err}");
+    assert!(err.contains("nothing was terminated"), "{err}");
+    let (_, still, _) = as_other(&["ls", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&still).unwrap()[0]["state"],
+        "running",
+        "{still}"
+    );
+    assert_eq!(as_other(&["down", "--all", "--yes"]).0, 0);
 }
