@@ -343,3 +343,35 @@ fn down_refuses_another_owners_aws_instance() {
     );
     assert_eq!(as_other(&["down", "--all", "--yes"]).0, 0);
 }
+
+#[test]
+fn a_long_wait_is_seen_with_its_reason_and_endpoint() {
+    use herd_aws::testing::{Fault, FaultProxy};
+    let moto = moto();
+    let sb = sandbox(&moto);
+    // EC2 throttles every call, for ever: herd says so while it waits, then gives up.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(FaultProxy::start(
+        None,
+        std::sync::Arc::new(|_, _| Fault::fail(503, "RequestLimitExceeded")),
+    ));
+    let out = sb
+        .cmd(&["ls", "--cloud", "aws"])
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("HERD_RETRY_PATIENCE", "8s")
+        .output()
+        .unwrap();
+    let (code, _, err) = triple(out);
+    assert_eq!(code, 1, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("waiting: "))
+        .unwrap_or_else(|| panic!("no waiting line: {err}"));
+    assert!(
+        line.starts_with("waiting: EC2 throttling (RequestLimitExceeded) for "),
+        "{line}"
+    );
+    assert!(line.contains(", retrying in "), "{line}");
+    assert!(line.ends_with(&format!("(endpoint {})", proxy.endpoint())), "{line}");
+    assert!(err.contains("patience 8s"), "the give-up names the setting: {err}");
+}
