@@ -23,7 +23,9 @@ pub mod userdata;
 
 pub use client::Ec2;
 pub use config::AwsConfig;
-pub use provider::{capabilities, AwsProvider, AwsProviderBuilder};
+pub use provider::{
+    capabilities, AwsProvider, AwsProviderBuilder, JUST_LAUNCHED, NOT_FOUND_PATIENCE, PARTIAL_PATIENCE,
+};
 pub use spot::SpotPrice;
 
 use herd_core::{Catalog, Cloud};

@@ -198,9 +198,14 @@ pub enum Fault {
     },
 }
 
-/// A rewrite of an answer's body (Debug shows only that there is one).
+/// A rewrite of an answer's body (Debug shows only that there is one). With
+/// `drop_next_token`, the request goes to moto without its `NextToken` (moto knows only
+/// its own tokens): a server that pages on its own terms.
 #[derive(Clone)]
-pub struct Rewriter(pub Arc<dyn Fn(&str) -> String + Send + Sync>);
+pub struct Rewriter {
+    pub f: Arc<dyn Fn(&str) -> String + Send + Sync>,
+    pub drop_next_token: bool,
+}
 
 impl std::fmt::Debug for Rewriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -257,16 +262,25 @@ impl Fault {
         }
     }
     pub fn rewrite(f: impl Fn(&str) -> String + Send + Sync + 'static) -> Fault {
-        Fault::Rewrite(Rewriter(Arc::new(f)))
+        Fault::Rewrite(Rewriter {
+            f: Arc::new(f),
+            drop_next_token: false,
+        })
+    }
+    fn paging(f: impl Fn(&str) -> String + Send + Sync + 'static) -> Fault {
+        Fault::Rewrite(Rewriter {
+            f: Arc::new(f),
+            drop_next_token: true,
+        })
     }
     /// Every answer carries the same `nextToken`.
     pub fn repeat_token() -> Fault {
-        Fault::rewrite(|b| with_next_token(b, "herd-test-same-token"))
+        Fault::paging(|b| with_next_token(b, "herd-test-same-token"))
     }
     /// Every answer carries a new `nextToken`: pages that never end.
     pub fn endless_tokens() -> Fault {
         let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        Fault::rewrite(move |b| {
+        Fault::paging(move |b| {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             with_next_token(b, &format!("herd-test-token-{i}"))
         })
@@ -352,13 +366,15 @@ const SELECTORS: [&str; 10] = [
 /// The request body without its filters (and, with `ids_too`, a Describe's selectors).
 fn unfiltered_body(params: &HashMap<String, String>, ids_too: bool) -> String {
     let describe = params.get("Action").is_some_and(|a| a.starts_with("Describe"));
-    let mut kept: Vec<(&String, &String)> = params
-        .iter()
-        .filter(|(k, _)| !k.starts_with("Filter."))
-        .filter(|(k, _)| {
-            !(ids_too && describe && (SELECTORS.iter().any(|p| k.starts_with(p)) || k.starts_with("Owner.")))
-        })
-        .collect();
+    body_without(params, |k| {
+        k.starts_with("Filter.")
+            || (ids_too && describe && (SELECTORS.iter().any(|p| k.starts_with(p)) || k.starts_with("Owner.")))
+    })
+}
+
+/// The request body re-encoded without the parameters `drop` names.
+fn body_without(params: &HashMap<String, String>, drop: impl Fn(&str) -> bool) -> String {
+    let mut kept: Vec<(&String, &String)> = params.iter().filter(|(k, _)| !drop(k)).collect();
     kept.sort();
     kept.iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -572,8 +588,13 @@ async fn handle(
             })
             .await
         }
-        Fault::Rewrite(Rewriter(f)) => {
-            let r = forward(body.clone()).await;
+        Fault::Rewrite(Rewriter { f, drop_next_token }) => {
+            let send = if drop_next_token {
+                Bytes::from(body_without(&s.params, |k| k == "NextToken"))
+            } else {
+                body.clone()
+            };
+            let r = forward(send).await;
             rebody(r, |b: Bytes| Bytes::from(f(&String::from_utf8_lossy(&b)))).await
         }
         Fault::Answer { status, body } => reply(status, body),
@@ -737,7 +758,12 @@ pub async fn plant(endpoint: &str, region: &str, label: &str, tags: &[(&str, &st
         .min_count(1)
         .max_count(1)
         .key_name(&key)
-        .security_group_ids(&group);
+        .security_group_ids(&group)
+        .placement(
+            aws_sdk_ec2::types::Placement::builder()
+                .availability_zone(format!("{region}a"))
+                .build(),
+        );
     if !tags.is_empty() {
         for k in [
             ResourceType::Instance,
