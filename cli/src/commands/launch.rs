@@ -237,6 +237,13 @@ async fn interrupted(
         _ = interrupts.next() => None,
         r = end_launch(ctx, launcher, launch_id, known, &ended) => Some(r),
     };
+    if let Some(Ok(_)) = &outcome {
+        // Nothing of it runs: its worst case no longer holds today's budget (the ledger
+        // bills the instances it saw for the time they ran).
+        let _ = launcher
+            .journal()
+            .launch_failed(launch_id, "interrupted (Ctrl-C); what it started was terminated");
+    }
     let e = match outcome {
         None => Error::new(
             ErrorKind::Conflict,
