@@ -113,7 +113,7 @@ pub fn run(ctx: &Context, a: &DownArgs) -> anyhow::Result<()> {
             for (cloud, rs) in done {
                 for r in rs {
                     if let Some(i) = sel.live.iter().find(|i| i.id == r.id && i.cloud == cloud) {
-                        stopped = stopped + i.hourly_price;
+                        stopped += i.hourly_price;
                         n += 1;
                     }
                     results.push(Outcome {
