@@ -12,6 +12,8 @@ mod printer;
 mod registry;
 mod reporter;
 mod settings;
+#[cfg(test)]
+mod settings_fuzz;
 
 use std::process::ExitCode;
 
