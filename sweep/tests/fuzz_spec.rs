@@ -14,7 +14,7 @@ use herd_sweep::Spec;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
-const SEED: u64 = 0x7377_6565_70; // "sweep"
+const SEED: u64 = 0x0073_7765_6570; // "sweep"
 const CASES: u32 = 1500;
 const LABEL: &str = "dir/sweep.toml";
 
