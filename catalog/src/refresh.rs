@@ -109,7 +109,7 @@ pub struct Refreshed {
 enum Credential<'a> {
     None,
     /// Google's API key header, its documented alternative to `?key=`
-    /// (https://cloud.google.com/docs/authentication/api-keys-use#using-with-rest).
+    /// (https://cloud.google.com/docs/authentication/api-keys-use, "Use API keys to access APIs").
     GoogleApiKey(&'a str),
     Bearer(&'a str),
 }
