@@ -54,6 +54,12 @@ impl BillingRule {
 
     /// Seconds billed for `used` of running time.
     pub fn billable_seconds(&self, used: Duration) -> u64 {
+        // Nothing ran, nothing billed: the minimum applies to a run, and an instance that
+        // ended before it started (EC2 bills from `running`; the simulator's `lost: never
+        // started`) had none.
+        if used.is_zero() {
+            return 0;
+        }
         let used = used.max(self.minimum);
         let inc = self.increment.as_secs().max(1);
         // Saturating, so an absurd duration costs an absurd amount instead of a panic.
@@ -117,5 +123,13 @@ mod tests {
         let a = BillingRule::AWS.accrued(hourly, t0, t1, None, Some(mid));
         let b = BillingRule::AWS.accrued(hourly, t0, t1, Some(mid), None);
         assert_eq!(a + b, whole);
+    }
+
+    #[test]
+    fn an_instance_that_never_ran_costs_nothing() {
+        let hourly = Money::usd(Decimal::new(36, 1));
+        let t0 = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        assert_eq!(BillingRule::AWS.accrued(hourly, t0, t0, None, None), Money::ZERO);
+        assert_eq!(BillingRule::AWS.billable_seconds(Duration::from_millis(1)), 60);
     }
 }
