@@ -192,7 +192,9 @@ impl AwsProvider {
     /// `herd catalog refresh --cloud aws`.
     pub async fn spot_prices(&self, region: &str, types: &[String]) -> Result<Vec<SpotPrice>> {
         let client = self.clients.get(region).await;
-        spot::current(&client, region, types, self.clock.now()).await
+        spot::current(&client, region, types, self.clock.now())
+            .await
+            .map_err(|e| client.context(e))
     }
 
     /// Where an instance herd has not seen in this process may be: ids are per region.
