@@ -30,7 +30,9 @@ fn local(settings: &Settings) -> Result<LocalProvider> {
         .state_dir(sim.state_dir.clone())
         .processes(sim.processes)
         .faults(sim.faults.clone())
-        .agent(this_binary_as_agent()?);
+        .agent(this_binary_as_agent()?)
+        // terminate then refuses, on the simulator's own record, what is not the caller's.
+        .owner(settings.owner.clone());
     if let Some(seed) = sim.seed {
         b = b.seed(seed);
     }

@@ -176,11 +176,14 @@ fn down_id_on_another_owners_or_an_untagged_instance_is_refused() {
     assert!(err.contains("bob"), "names the owner: {err}");
     assert!(!out.contains("terminated"), "{out}");
 
-    // An instance with no herd tag is invisible to herd's listing: never terminated.
+    // An instance with no herd tag is invisible to herd's listing; its cloud's terminate,
+    // asked about an id nobody listed, reads its tags and refuses: never "already gone".
     let stranger = &untagged.instances[0];
-    let (_, out, err) = h.run(&["down", stranger, "--yes", "--cloud", "aws"]);
-    assert!(!out.contains("terminated"), "{out}{err}");
+    let (code, out, err) = h.run(&["down", stranger, "--yes", "--cloud", "aws"]);
+    assert_ne!(code, 0, "refused, not 'already gone':\n{out}{err}");
+    assert!(!out.contains("terminated") && !out.contains("already gone"), "{out}{err}");
     assert!(err.contains(stranger.as_str()), "says what it did with it: {err}");
+    assert!(err.contains("no herd tags"), "says why: {err}");
     // Both still run, whatever the server answered.
     assert!(h.touched(&bobs).is_empty(), "{:?}", h.touched(&bobs));
     assert!(h.touched(&untagged).is_empty(), "{:?}", h.touched(&untagged));
@@ -210,5 +213,13 @@ fn ls_on_a_truncated_answer_is_an_error_not_no_instances() {
     h.proxy.set_rule(herd_aws::testing::pass());
     let list: Value = serde_json::from_str(&h.ok(&["ls", "--json", "--cloud", "aws"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
-    h.ok(&["down", "--all", "--yes", "--cloud", "aws"]);
+    // --verbose counts what went on the wire, not only the operations herd asked for.
+    let before = h.proxy.seen().len();
+    let (code, _, err) = h.run(&["-v", "down", "--all", "--yes", "--cloud", "aws"]);
+    assert_eq!(code, 0, "{err}");
+    let sent = h.proxy.seen().len() - before;
+    assert!(
+        err.contains(&format!("{sent} HTTP request(s)")),
+        "-v reports the {sent} requests sent: {err}"
+    );
 }

@@ -67,6 +67,12 @@ pub trait Provider: Send + Sync + Debug {
         Err(Error::unsupported("this backend cannot reap leftovers"))
     }
 
+    /// Requests this backend has put on the wire so far, when it counts them: one herd
+    /// operation can be many (regions, pages, lookups), and `--verbose` says so.
+    fn wire_requests(&self) -> Option<u64> {
+        None
+    }
+
     /// Runs a command inside a running instance.
     async fn exec(&self, _id: &str, _req: &ExecRequest) -> Result<ExecOutput> {
         Err(Error::unsupported("this backend cannot run commands in instances"))

@@ -9,12 +9,15 @@
 //! root element is not closed is an error instead, never an empty result.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ec2::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_ec2::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::Client;
@@ -46,7 +49,7 @@ impl Ec2 {
     /// was pointed at (`None`: AWS's own for `region`). The answer check is added here.
     pub fn new(client: Client, endpoint: Option<&str>, region: &str) -> Self {
         let endpoint = endpoint_for(endpoint, region);
-        let conf = client.config().to_builder().interceptor(AnswerCheck).build();
+        let conf = client.config().to_builder().interceptor(AnswerCheck::default()).build();
         Ec2 {
             client: Client::from_conf(conf),
             endpoint,
@@ -96,6 +99,8 @@ pub struct Clients {
     credentials: Option<aws_sdk_ec2::config::Credentials>,
     sdk: OnceCell<SdkConfig>,
     by_region: Mutex<HashMap<String, Ec2>>,
+    /// HTTP requests sent by every region's client (each attempt, pages included).
+    sent: Arc<AtomicU64>,
 }
 
 impl Clients {
@@ -105,7 +110,14 @@ impl Clients {
             credentials,
             sdk: OnceCell::new(),
             by_region: Mutex::new(HashMap::new()),
+            sent: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// HTTP requests sent to EC2 so far by this provider (`--verbose` reports them: one
+    /// herd operation may be many requests, across regions and pages).
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     async fn sdk(&self) -> &SdkConfig {
@@ -143,7 +155,9 @@ impl Clients {
         let sdk = self.sdk().await;
         let conf = aws_sdk_ec2::config::Builder::from(sdk)
             .region(Region::new(region.to_string()))
-            .interceptor(AnswerCheck)
+            .interceptor(AnswerCheck {
+                sent: self.sent.clone(),
+            })
             .build();
         let endpoint = endpoint_for(self.cfg.endpoint.as_deref().or(sdk.endpoint_url()), region);
         let ec2 = Ec2 {
@@ -180,13 +194,26 @@ impl std::fmt::Display for MalformedAnswer {
 
 impl std::error::Error for MalformedAnswer {}
 
-/// Checks each successful answer's body is whole before it is used.
-#[derive(Debug)]
-struct AnswerCheck;
+/// Checks each successful answer's body is whole before it is used, and counts what
+/// goes on the wire.
+#[derive(Debug, Default)]
+struct AnswerCheck {
+    sent: Arc<AtomicU64>,
+}
 
 impl Intercept for AnswerCheck {
     fn name(&self) -> &'static str {
         "herd-answer-check"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn read_after_deserialization(

@@ -372,6 +372,10 @@ impl Provider for AwsProvider {
         &self.catalog
     }
 
+    fn wire_requests(&self) -> Option<u64> {
+        Some(self.clients.requests_sent())
+    }
+
     async fn launch(&self, req: &LaunchRequest) -> Result<Vec<Instance>> {
         let arch = self.arch_of(&req.instance_type)?;
         let cfg = self.config();

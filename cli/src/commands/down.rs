@@ -60,7 +60,19 @@ pub fn run(ctx: &Context, a: &DownArgs) -> anyhow::Result<()> {
     ctx.block_on(async {
         let (found, failed) = clouds::each(&launchers, |cloud, l| select_on(a, &known, cloud, l)).await;
         failures.extend(failed);
-        let sel = sort(ctx, a, &known, found, &failures)?;
+        let mut sel = sort(ctx, a, &known, found, &failures)?;
+        let probed = probe_unlisted(&known, &launchers, &failures, &sel.unlisted).await?;
+        for (cloud, r) in probed {
+            if r.outcome == TerminateOutcome::AlreadyGone {
+                let k = known.ids.get(&r.id);
+                if k.is_none() {
+                    sel.never_seen.push(r.id.clone());
+                }
+                sel.gone.push((cloud.or_else(|| k.map(|i| i.cloud)), r.id));
+            } else {
+                sel.probed_terminated.push((cloud, r));
+            }
+        }
         for id in &sel.never_seen {
             ctx.printer.warn(format!(
                 "{id} is not an instance herd knows of (no configured cloud has it and the ledger never saw it: a typo?)"
@@ -74,6 +86,7 @@ pub fn run(ctx: &Context, a: &DownArgs) -> anyhow::Result<()> {
                 result: TerminateResult::new(id.clone(), TerminateOutcome::AlreadyGone),
             })
             .collect();
+        results.extend(sel.probed_terminated.drain(..).map(|(cloud, result)| Outcome { cloud, result }));
 
         if sel.live.is_empty() {
             if !a.json && failures.is_empty() {
@@ -245,6 +258,11 @@ struct Selection {
     gone: Vec<(Option<Cloud>, String)>,
     /// Ids neither any cloud nor the ledger has ever heard of.
     never_seen: Vec<String>,
+    /// Named ids no cloud listed: sent to their clouds' terminate, which checks ownership
+    /// on the resource itself ("already gone" only on that word).
+    unlisted: Vec<String>,
+    /// Unlisted ids that their cloud found to be the caller's and terminated.
+    probed_terminated: Vec<(Option<Cloud>, TerminateResult)>,
 }
 
 fn sort(
@@ -285,11 +303,10 @@ fn sort(
             // A cloud that could have it did not answer: not "gone" on its word.
             unresolved.push(id.clone());
         } else {
-            let k = known.ids.get(id);
-            if k.is_none() {
-                sel.never_seen.push(id.clone());
-            }
-            sel.gone.push((k.map(|i| i.cloud), id.clone()));
+            // No cloud lists it as herd's: it may be gone, a typo, or an instance herd did
+            // not launch (listing only shows herd's). Its cloud's terminate decides, on the
+            // instance itself: it refuses what is not the caller's and calls the rest gone.
+            sel.unlisted.push(id.clone());
         }
     }
     if !refused.is_empty() {
@@ -320,6 +337,35 @@ fn sort(
     }
     sel.live.sort_by(|x, y| x.id.cmp(&y.id));
     Ok(sel)
+}
+
+/// Sends ids that no cloud listed to the terminate of every cloud that may have them (the
+/// ledger's cloud for an id it knows). Backends check the owner tag on the instance
+/// itself, so a foreign or untagged one is refused (PermissionDenied, naming whose it is)
+/// instead of being reported "already gone" while it runs. An id no cloud has at all comes
+/// back as gone with no cloud.
+async fn probe_unlisted(
+    known: &Known,
+    launchers: &[(Cloud, &Launcher)],
+    failures: &[Failure],
+    ids: &[String],
+) -> anyhow::Result<Vec<(Option<Cloud>, TerminateResult)>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let mut terminated = None;
+        for (cloud, l) in launchers {
+            if !known.ask(id, *cloud) || failures.iter().any(|(c, _)| c == cloud) {
+                continue;
+            }
+            let r = l.terminate(std::slice::from_ref(id)).await?;
+            if let Some(r) = r.into_iter().find(|r| r.outcome == TerminateOutcome::Terminated) {
+                terminated = Some((Some(*cloud), r));
+                break;
+            }
+        }
+        out.push(terminated.unwrap_or_else(|| (None, TerminateResult::new(id.clone(), TerminateOutcome::AlreadyGone))));
+    }
+    Ok(out)
 }
 
 /// What is about to be terminated, on stderr, before asking.

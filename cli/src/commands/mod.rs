@@ -58,8 +58,15 @@ fn report_api_calls(ctx: &Context) {
         let (lcalls, lthrottled, ltransient, lretries) = l.launch_stats().snapshot();
         total.0 += calls + lcalls;
         total.1 += 1;
+        // The retry loop counts operations; a backend that counts its HTTP requests says
+        // how many went on the wire (regions, pages and lookups included).
+        let wire = l
+            .provider()
+            .wire_requests()
+            .map(|n| format!(", {n} HTTP request(s)"))
+            .unwrap_or_default();
         ctx.printer.note(format!(
-            "api: {} call(s) to {} ({} launch), {} throttled, {} transient failure(s), {} retried",
+            "api: {} call(s) to {} ({} launch){wire}, {} throttled, {} transient failure(s), {} retried",
             calls + lcalls,
             l.info().cloud,
             lcalls,
