@@ -362,16 +362,17 @@ impl Catalog {
             return Ok(&self.types[i]);
         }
         let names = self.types.iter().filter(|t| t.cloud == cloud).map(|t| t.name.as_str());
-        Err(
-            Error::invalid_spec(format!("unknown instance type `{name}` on {cloud}"))
-                .with_suggestions(did_you_mean(name, names, 3))
-                .with_hint(format!("`herd catalog --cloud {cloud}` lists the known types")),
-        )
+        Err(Error::invalid_spec(format!(
+            "unknown instance type `{}` on {cloud}",
+            crate::suggest::quoted(name)
+        ))
+        .with_suggestions(did_you_mean(name, names, 3))
+        .with_hint(format!("`herd catalog --cloud {cloud}` lists the known types")))
     }
 
     pub fn find_region(&self, cloud: Cloud, name: &str) -> Result<&Region> {
         self.regions(cloud).find(|r| r.name == name).ok_or_else(|| {
-            Error::invalid_spec(format!("unknown region `{name}` on {cloud}"))
+            Error::invalid_spec(format!("unknown region `{}` on {cloud}", crate::suggest::quoted(name)))
                 .with_suggestions(did_you_mean(name, self.regions(cloud).map(|r| r.name.as_str()), 3))
                 .with_hint(format!(
                     "regions on {cloud}: {}",

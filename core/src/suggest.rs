@@ -5,6 +5,18 @@
 /// the product of both lengths, so a 100,000-character `--type` compared whole took 11 s.
 pub const MAX_COMPARED: usize = 128;
 
+/// A user's input as an error message quotes it: whole when short, else its head and its
+/// length, so a 100,000-character `--type` does not fill the terminal.
+pub fn quoted(input: &str) -> String {
+    const SHOWN: usize = 64;
+    let n = input.chars().count();
+    if n <= SHOWN {
+        return input.to_string();
+    }
+    let head: String = input.chars().take(SHOWN).collect();
+    format!("{head}… ({n} characters)")
+}
+
 /// Up to `max` candidates close to `input`, nearest first. A candidate is close when its
 /// Damerau-Levenshtein distance is at most a third of the input's length (at least 2), or
 /// when one is a prefix of the other. Only the first [`MAX_COMPARED`] characters count,
@@ -36,6 +48,13 @@ pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_inputs_are_quoted_by_their_head() {
+        assert_eq!(quoted("l1.larg"), "l1.larg");
+        let q = quoted(&"a".repeat(100_000));
+        assert!(q.ends_with("… (100000 characters)") && q.len() < 100, "{q}");
+    }
 
     #[test]
     fn nearest_first() {
