@@ -178,6 +178,10 @@ impl Launcher {
     pub fn launch_stats(&self) -> &RetryStats {
         &self.inner.launch_stats
     }
+    /// A random word from the launcher's seeded generator (fresh launch ids).
+    pub(crate) fn fresh_u64(&self) -> u64 {
+        self.inner.rng.next_u64()
+    }
 
     fn ctx(&self, e: Error, op: Operation) -> Error {
         e.with_operation(op)
@@ -320,12 +324,7 @@ impl Launcher {
             Some(id) => id.clone(),
             None => LaunchId::generate(now, self.inner.rng.next_u64()),
         };
-        let cluster = spec.cluster.clone().unwrap_or_else(|| {
-            format!(
-                "c-{}",
-                &launch_id.as_str()[launch_id.as_str().len().saturating_sub(6)..]
-            )
-        });
+        let cluster = spec.cluster.clone().unwrap_or_else(|| default_cluster(&launch_id));
         let tag_set = tags::herd_tags(
             &spec.tags,
             &g.owner,
@@ -375,6 +374,22 @@ impl Launcher {
 
     /// Launches a plan from [`Launcher::plan`] (refused if over budget).
     pub async fn launch_planned(&self, plan: LaunchPlan) -> Result<LaunchReport> {
+        self.launch_plan(plan, true, None).await
+    }
+
+    /// One part of a fleet ([`crate::fleet`]): the fleet reserved its whole worst case
+    /// once, so the part reserves nothing; once `stop` is set (another part failed) it
+    /// sends no further launch call and rolls back what it started.
+    pub(crate) async fn launch_part(&self, plan: LaunchPlan, stop: &crate::fleet::Stop) -> Result<LaunchReport> {
+        self.launch_plan(plan, false, Some(stop)).await
+    }
+
+    async fn launch_plan(
+        &self,
+        plan: LaunchPlan,
+        reserve: bool,
+        stop: Option<&crate::fleet::Stop>,
+    ) -> Result<LaunchReport> {
         let req = plan.request;
         let wrap = |e: Error| {
             self.ctx(
@@ -406,10 +421,12 @@ impl Launcher {
         };
         // Check and reserve in one step: the plan's check may be stale by now, since
         // other launches (other processes too) reserve from the same day's budget.
-        self.inner
-            .journal
-            .reserve(&intent, self.inner.guard.budget.per_day)
-            .map_err(wrap)?;
+        if reserve {
+            self.inner
+                .journal
+                .reserve(&intent, self.inner.guard.budget.per_day)
+                .map_err(wrap)?;
+        }
 
         // This launch's own counters: the launcher's totals are shared by concurrent launches.
         let mine = RetryStats::default();
@@ -423,7 +440,7 @@ impl Launcher {
             if batches > 1 {
                 sub.launch_id = req.launch_id.batch(b);
             }
-            match self.launch_batch(&sub, caps, &mine).await {
+            match self.launch_batch(&sub, caps, &mine, stop).await {
                 Ok(got) => {
                     // A wrong count (a retry that found 43 of 50 by the idempotency key, or
                     // an answer with extra instances) is recorded like any other, so the
@@ -481,9 +498,21 @@ impl Launcher {
         sub: &LaunchRequest,
         caps: &Capabilities,
         stats: &RetryStats,
+        stop: Option<&crate::fleet::Stop>,
     ) -> Result<Vec<Instance>> {
         let provider = &self.inner.provider;
-        let first = self.retried(stats, || provider.launch(sub)).await;
+        // A stopped fleet part sends nothing more, retries included.
+        let send = |r: &LaunchRequest| {
+            let stopped = stop.and_then(crate::fleet::Stop::error);
+            let r = r.clone();
+            async move {
+                match stopped {
+                    Some(e) => Err(e),
+                    None => provider.launch(&r).await,
+                }
+            }
+        };
+        let first = self.retried(stats, || send(sub)).await;
         let got = match first {
             Err(e)
                 if sub.market == Market::SpotOrOnDemand
@@ -500,7 +529,7 @@ impl Launcher {
                 ))?;
                 od.tags
                     .insert(tags::PRICE.into(), sub.on_demand_price.to_micros().to_string());
-                self.retried(stats, || provider.launch(&od)).await?
+                self.retried(stats, || send(&od)).await?
             }
             other => other?,
         };
@@ -754,6 +783,14 @@ impl Launcher {
         }
         self.terminate(&ids).await
     }
+}
+
+/// The cluster of a launch that names none: `c-` and the launch id's last six characters.
+pub(crate) fn default_cluster(launch_id: &LaunchId) -> String {
+    format!(
+        "c-{}",
+        &launch_id.as_str()[launch_id.as_str().len().saturating_sub(6)..]
+    )
 }
 
 /// Whether a failed launch call may still have started something: errors that say the
