@@ -195,6 +195,11 @@ impl Error {
         self.0.retry_after = Some(d);
         self
     }
+    /// The same error with its message rewritten (to say where it happened, say).
+    pub fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.0.message = f(&self.0.message);
+        self
+    }
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.0.source = Some(Box::new(source));
         self

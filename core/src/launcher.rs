@@ -222,6 +222,9 @@ impl Launcher {
         for (k, v) in &spec.tags {
             tags::validate_user_tag(k, v)?;
         }
+        for (k, v) in &spec.herd_tags {
+            tags::validate_herd_tag(k, v)?;
+        }
         if spec.tags.len() > tags::MAX_USER_TAGS {
             return Err(Error::invalid_spec(format!(
                 "{} tags is more than the {} allowed",
@@ -325,8 +328,10 @@ impl Launcher {
             None => LaunchId::generate(now, self.inner.rng.next_u64()),
         };
         let cluster = spec.cluster.clone().unwrap_or_else(|| default_cluster(&launch_id));
+        let mut user_tags = spec.tags.clone();
+        user_tags.extend(spec.herd_tags.clone());
         let tag_set = tags::herd_tags(
-            &spec.tags,
+            &user_tags,
             &g.owner,
             &cluster,
             launch_id.as_str(),
@@ -334,6 +339,8 @@ impl Launcher {
             quote.hourly,
             keepalive.map(|k| k.as_secs()),
         );
+        // The cloud's own limits, on everything that will be sent (herd's tags included).
+        tags::check_limits(&caps.tag_limits, &tag_set)?;
         let mut req = LaunchRequest::new(
             launch_id,
             &spec.instance_type,

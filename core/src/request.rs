@@ -27,7 +27,11 @@ pub struct LaunchSpec {
     /// Idle timeout; `None`: the default. `Some(ZERO)` disables it.
     pub keepalive: Option<Duration>,
     pub cluster: Option<String>,
+    /// The user's tags: no `herd-*` key ([`crate::tags::validate_user_tag`]).
     pub tags: Tags,
+    /// Tags herd's own components set ([`crate::tags::COMPONENT_KEYS`], e.g. the sweep).
+    #[serde(default)]
+    pub herd_tags: Tags,
     /// Run once when the instance is up (user data).
     pub setup: Option<String>,
     /// Run after setup; the instance stays up after it ends, until terminated, idle or
@@ -50,6 +54,7 @@ impl LaunchSpec {
             keepalive: None,
             cluster: None,
             tags: Tags::new(),
+            herd_tags: Tags::new(),
             setup: None,
             command: None,
             image: None,
@@ -82,6 +87,12 @@ impl LaunchSpec {
     }
     pub fn tag(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
         self.tags.insert(k.into(), v.into());
+        self
+    }
+    /// A tag of herd's own components (the sweep runner's `herd-sweep`); user tags may
+    /// not use `herd-*` keys, so components say which they set.
+    pub fn herd_tag(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.herd_tags.insert(k.into(), v.into());
         self
     }
     pub fn setup(mut self, s: impl Into<String>) -> Self {

@@ -136,6 +136,7 @@ proptest! {
             Ok(()) => {
                 prop_assert!(!k.is_empty() && k.len() <= 63 && k.chars().all(label_char), "{:?}", k);
                 prop_assert!(!herd_core::tags::RESERVED.contains(&k.as_str()));
+                prop_assert!(!herd_core::tags::is_reserved(&k), "{:?}", k);
                 prop_assert_eq!(sanitize_value(&v), v);
             }
             Err(e) => {

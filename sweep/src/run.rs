@@ -30,8 +30,8 @@ use crate::plan::{Cell, Launchers, Plan};
 use crate::spec::Spec;
 
 /// Tag keys every sweep instance carries (besides herd's own).
-pub const TAG_SWEEP: &str = "herd-sweep";
-pub const TAG_CELL: &str = "herd-sweep-cell";
+pub const TAG_SWEEP: &str = herd_core::tags::SWEEP;
+pub const TAG_CELL: &str = herd_core::tags::SWEEP_CELL;
 
 /// The environment a run sees besides the spec's own.
 pub const ENV_REPETITION: &str = "HERD_SWEEP_REPETITION";
@@ -546,8 +546,8 @@ impl Shared {
                 // up, never shorter than the launcher accepts (the billing minimum).
                 .deadline(self.timeout.max(run.launcher.guardrails().min_deadline))
                 .cluster(herd_core::tags::sanitize_value(&self.sweep_id))
-                .tag(TAG_SWEEP, &self.sweep_id)
-                .tag(TAG_CELL, &cell.id);
+                .herd_tag(TAG_SWEEP, &self.sweep_id)
+                .herd_tag(TAG_CELL, &cell.id);
             if let Some(z) = &zone {
                 spec = spec.zone(z);
             }
