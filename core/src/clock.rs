@@ -89,3 +89,41 @@ pub fn chrono_dur(d: Duration) -> chrono::Duration {
 pub fn between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
     (later - earlier).to_std().unwrap_or(Duration::ZERO)
 }
+
+/// A clock on tokio's time, for simulations on a paused runtime (`start_paused`): there
+/// tokio moves time to the next timer whenever every task waits, so concurrent sleepers
+/// overlap -- two parts of a fleet throttled in two regions wait at the same time, as
+/// they would on a real clock -- where each sleeper on a [`VirtualClock`] adds its own
+/// sleep. On a runtime that is not paused it is just the system's time from `start`.
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    start: DateTime<Utc>,
+    base: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Starts at `start` now; call it inside the runtime it is meant for.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        TokioClock {
+            start,
+            base: tokio::time::Instant::now(),
+        }
+    }
+}
+
+#[async_trait]
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let since = tokio::time::Instant::now().saturating_duration_since(self.base);
+        self.start
+            .checked_add_signed(chrono_dur(since))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await
+    }
+    /// Meant for a paused runtime, where time moves only while everyone waits.
+    fn is_virtual(&self) -> bool {
+        true
+    }
+}
