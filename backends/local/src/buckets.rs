@@ -4,8 +4,9 @@
 //! Sizes and refill rates are EC2's documented ones ("Request throttling for the Amazon
 //! EC2 API", docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html, tables
 //! "Request token bucket sizes and refill rates" and "Resource token bucket sizes and
-//! refill rates"). EC2 keeps them per account and region; the simulator keeps one set
-//! per state dir, its regions sharing one control plane.
+//! refill rates"). EC2 keeps them per account and region; so does the simulator for
+//! RunInstances (so a fleet over two regions is paced by each region's own buckets), and
+//! one set per state dir for the other calls, its regions sharing one control plane.
 
 use std::time::Duration;
 
@@ -70,10 +71,25 @@ pub(crate) fn take(
     n: u32,
     now_ms: i64,
 ) -> rusqlite::Result<Result<(), Duration>> {
+    take_in(conn, spec, None, n, now_ms)
+}
+
+/// [`take`] from `region`'s own bucket of that kind (`None`: the one shared bucket).
+pub(crate) fn take_in(
+    conn: &Connection,
+    spec: &BucketSpec,
+    region: Option<&str>,
+    n: u32,
+    now_ms: i64,
+) -> rusqlite::Result<Result<(), Duration>> {
+    let name = match region {
+        Some(r) => format!("{}@{r}", spec.name),
+        None => spec.name.to_string(),
+    };
     let stored: Option<(f64, i64)> = conn
         .query_row(
             "SELECT tokens, updated_at FROM buckets WHERE name = ?1",
-            params![spec.name],
+            params![name],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -99,7 +115,7 @@ pub(crate) fn take(
     conn.execute(
         "INSERT INTO buckets (name, tokens, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
-        params![spec.name, left, stamp],
+        params![name, left, stamp],
     )?;
     Ok(outcome)
 }
@@ -147,6 +163,21 @@ mod tests {
         take(&c, &RUN_INSTANCES_RESOURCE, 100, t0).unwrap().unwrap();
         assert!(take(&c, &RUN_INSTANCES_RESOURCE, 1, t0).unwrap().is_err());
         take(&c, &RUN_INSTANCES_RESOURCE, 2, t0 + 1000).unwrap().unwrap();
+    }
+
+    #[test]
+    fn each_region_has_its_own_bucket() {
+        let c = db();
+        take_in(&c, &RUN_INSTANCES_RESOURCE, Some("east"), 1000, 0)
+            .unwrap()
+            .unwrap();
+        assert!(take_in(&c, &RUN_INSTANCES_RESOURCE, Some("east"), 1, 0)
+            .unwrap()
+            .is_err());
+        take_in(&c, &RUN_INSTANCES_RESOURCE, Some("west"), 1000, 0)
+            .unwrap()
+            .unwrap();
+        take(&c, &RUN_INSTANCES_RESOURCE, 1000, 0).unwrap().unwrap();
     }
 
     #[test]

@@ -217,11 +217,16 @@ impl LocalProvider {
 
     /// The start of every API call: count it, pay its request token, maybe fail.
     fn begin(&self, api: &BucketSpec) -> Result<Transient> {
+        self.begin_in(api, None)
+    }
+
+    /// [`Self::begin`], paying from `region`'s own bucket (EC2 keeps them per region).
+    fn begin_in(&self, api: &BucketSpec, region: Option<&str>) -> Result<Transient> {
         self.api_calls.fetch_add(1, Ordering::Relaxed);
         if self.faults.throttle {
             let now = self.now_ms();
             self.store
-                .write(|tx| buckets::take(tx, api, 1, now))?
+                .write(|tx| buckets::take_in(tx, api, region, 1, now))?
                 .map_err(|_refill| Fault::Throttled { api: api.name })?;
         }
         let p = self.faults.transient_error_rate;
@@ -416,7 +421,8 @@ impl LocalProvider {
             }
         }
         if self.faults.throttle {
-            if let Err(_refill) = buckets::take(tx, &buckets::RUN_INSTANCES_RESOURCE, req.count, now)? {
+            let region = Some(req.region.as_str());
+            if let Err(_refill) = buckets::take_in(tx, &buckets::RUN_INSTANCES_RESOURCE, region, req.count, now)? {
                 return Ok(Err(Fault::Throttled {
                     api: "RunInstances (instance tokens)",
                 }
@@ -719,7 +725,7 @@ impl Provider for LocalProvider {
 
     async fn launch(&self, req: &LaunchRequest) -> Result<Vec<Instance>> {
         let api = &buckets::RUN_INSTANCES;
-        let t = self.begin(api)?;
+        let t = self.begin_in(api, Some(&req.region))?;
         let plan = self.plan(req)?;
         let agent = if self.processes {
             Some(self.agent_command()?)
