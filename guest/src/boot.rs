@@ -166,7 +166,12 @@ done
                  # idle): stopping would keep billing here, so there is no OS-level backstop.\n",
             ),
         }
-        s.push_str(&format!("HERD_DEADLINE={}\n", self.deadline.timestamp()));
+        // Read by the backstop below, and by a person reading the user data.
+        s.push_str(&format!(
+            "HERD_DEADLINE={}\nHERD_KEEPALIVE={}\n",
+            self.deadline.timestamp(),
+            self.keepalive_secs()
+        ));
         s.push_str(ROOTS);
         s.push_str(&format!(
             "mkdir -p \"$RUN/{}\" \"$R/var/log\" \"$R/usr/local/sbin\" && touch \"$RUN/heartbeat\"\n",
@@ -289,7 +294,8 @@ mod tests {
         let s = b.script();
         assert!(s.starts_with("#!/bin/bash\n"));
         assert!(s.contains("DEADLINE=1800000000\n"));
-        assert!(s.contains("KEEPALIVE=900\n"));
+        assert!(s.contains("HERD_DEADLINE=1800000000\nHERD_KEEPALIVE=900\n"));
+        assert!(s.contains("\nKEEPALIVE=900\n"), "inside the watchdog");
         assert!(s.contains(WATCHDOG_MARKER));
         assert!(
             s.contains("shutdown -h \"+$left\""),

@@ -1,7 +1,8 @@
-//! How a person reaches an instance: a per-owner ed25519 key pair (generated here, the
-//! private half stored 0600, the public half imported into each region) and a security
-//! group that admits SSH from one CIDR only. Both carry herd's owner tag, are reused by
-//! every launch of that owner, and are reaped once no live instance uses them.
+//! How a person reaches an instance: a per-owner ed25519 key pair (kept by herd-guest,
+//! the private half 0600, the public half imported into each region) and a security
+//! group that admits SSH from one CIDR only (the caller's address, found by herd-guest,
+//! unless configured). Both carry herd's owner tag, are reused by every launch of that
+//! owner, and are reaped once no live instance uses them.
 //!
 //! What a lookup by name returns is compared with what was asked before it is used: the
 //! key pair and the group must carry that name and this owner's `herd-owner` tag. A
@@ -11,7 +12,7 @@
 //! the same way) instead of failing on `InvalidGroup.Duplicate`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, SecurityGroup, Tag, TagSpecification};
 use herd_core::{tags, Error, ErrorKind, Result};
@@ -20,9 +21,10 @@ use tokio::sync::Mutex;
 use crate::client::Ec2;
 use crate::terminate::{owner_of, refusal, Owner};
 
-/// The names herd gives an owner's key pair and security group.
+/// The names herd gives an owner's key pair and security group: `herd-<owner>`, as the
+/// key file herd-guest keeps.
 pub fn resource_name(owner: &str) -> String {
-    format!("herd-{}", tags::sanitize_value(owner))
+    herd_guest::key::owner_name(owner)
 }
 
 /// What a launch in one region needs to be reachable.
@@ -65,54 +67,7 @@ impl AccessCache {
     }
 }
 
-/// The private key's path for `owner`.
-pub fn private_key_path(key_dir: &Path, owner: &str) -> PathBuf {
-    key_dir.join(format!("{}-ed25519", resource_name(owner)))
-}
-
-/// The owner's public key in OpenSSH format, generating the pair on first use.
-pub fn local_key(key_dir: &Path, owner: &str) -> Result<String> {
-    let private = private_key_path(key_dir, owner);
-    let public = private.with_extension("pub");
-    if let Ok(text) = std::fs::read_to_string(&public) {
-        if private.exists() {
-            // `type base64 [comment]`: the comment is for people, not for EC2.
-            let key: Vec<&str> = text.split_whitespace().take(2).collect();
-            return Ok(key.join(" "));
-        }
-    }
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        Error::config(format!("cannot {what} {}: {e}", p.display()))
-            .with_hint("set `key_dir` under [aws] to a writable folder")
-    };
-    std::fs::create_dir_all(key_dir).map_err(|e| io("create", key_dir, e))?;
-    let key = ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
-        .map_err(|e| Error::unexpected(format!("cannot generate an ed25519 key: {e}")))?;
-    let pem = key
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|e| Error::unexpected(format!("cannot encode the key: {e}")))?;
-    write_private(&private, pem.as_bytes()).map_err(|e| io("write", &private, e))?;
-    let pubtext = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| Error::unexpected(format!("cannot encode the public key: {e}")))?;
-    std::fs::write(&public, format!("{pubtext} {}\n", resource_name(owner))).map_err(|e| io("write", &public, e))?;
-    Ok(pubtext)
-}
-
-/// Created with mode 0600 from the start: never readable by others, not even briefly.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    o.mode(0o600);
-    let mut f = o.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
+pub use herd_guest::key::{local_key, private_key_path};
 
 fn pairs(t: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
     t.iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())))
@@ -310,53 +265,11 @@ async fn ensure_group(client: &Ec2, owner: &str, cidr: &str) -> Result<String> {
     Ok(group_id)
 }
 
-/// This machine's public address as a /32, asked of checkip.amazonaws.com (plain HTTP,
-/// 5 s). Only used when no `ssh_cidr` is configured and no emulator endpoint is set.
+/// This machine's public address as a host CIDR, asked of checkip.amazonaws.com (plain
+/// HTTP, 5 s) by herd-guest. Only used when no `ssh_cidr` is configured and no emulator
+/// endpoint is set.
 pub async fn caller_cidr() -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fail = |m: String| {
-        Error::new(
-            ErrorKind::Unavailable,
-            format!("cannot find this machine's public address: {m}"),
-        )
-        .with_hint("set `ssh_cidr` under [aws] (e.g. \"203.0.113.7/32\") or HERD_AWS_SSH_CIDR")
-    };
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect("checkip.amazonaws.com:80").await?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: checkip.amazonaws.com\r\n\r\n")
-            .await?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).await?;
-        Ok::<_, std::io::Error>(body)
-    };
-    let body = tokio::time::timeout(std::time::Duration::from_secs(5), io)
+    herd_guest::address::caller_cidr(&herd_guest::address::CheckIp::default())
         .await
-        .map_err(|_| fail("timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
-    let ip = body.rsplit("\r\n\r\n").next().unwrap_or("").trim();
-    ip.parse::<std::net::Ipv4Addr>()
-        .map(|a| format!("{a}/32"))
-        .map_err(|_| fail(format!("unexpected answer `{ip}`")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_is_generated_once_private_0600() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = local_key(dir.path(), "Alice").unwrap();
-        assert!(a.starts_with("ssh-ed25519 "), "{a}");
-        let b = local_key(dir.path(), "Alice").unwrap();
-        assert_eq!(a, b, "reused, not regenerated");
-        let p = private_key_path(dir.path(), "Alice");
-        assert!(p.ends_with("herd-alice-ed25519"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        }
-        assert!(std::fs::read_to_string(&p).unwrap().contains("OPENSSH PRIVATE KEY"));
-    }
+        .map_err(|e| e.with_hint("set `ssh_cidr` under [aws] (e.g. \"203.0.113.7/32\") or HERD_AWS_SSH_CIDR"))
 }

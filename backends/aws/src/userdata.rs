@@ -1,20 +1,22 @@
-//! The user data every instance boots with: an in-guest deadline and keepalive watchdog
-//! first, then the user's setup and command. EC2 has no control-plane deadline, so the
-//! guest enforces it: it shuts itself down, and `InstanceInitiatedShutdownBehavior=
-//! terminate` turns that shutdown into a termination, which ends billing even when the
-//! machine that launched it is gone.
+//! The user data every instance boots with: herd-guest's boot script with the
+//! power-off expiry. EC2 has no control-plane deadline, so the guest enforces it: it
+//! powers itself off (and schedules `shutdown -h +N` as a backstop), and
+//! `InstanceInitiatedShutdownBehavior=terminate` turns that into a termination, which
+//! ends billing even when the machine that launched it is gone. What stays here is
+//! EC2's part: the size limit and the base64 encoding.
 
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use herd_core::{Error, Result};
+use herd_guest::boot::Boot;
+use herd_guest::expiry::Expiry;
+
+pub use herd_guest::boot::WATCHDOG_MARKER;
 
 /// EC2's limit on user data, before base64 (EC2 API reference, RunInstances `UserData`).
 pub const MAX_USER_DATA: usize = 16 * 1024;
-
-/// A marker the request assertions look for.
-pub const WATCHDOG_MARKER: &str = "herd-watchdog";
 
 /// The boot script, as plain text.
 pub fn script(
@@ -23,48 +25,14 @@ pub fn script(
     setup: Option<&str>,
     command: Option<&str>,
 ) -> String {
-    let deadline = deadline.timestamp();
-    let keepalive = keepalive.map(|k| k.as_secs()).unwrap_or(0);
-    let mut s = String::new();
-    s.push_str("#!/bin/bash\n");
-    s.push_str("# herd: this instance ends itself by its deadline (and when idle); the shutdown\n");
-    s.push_str("# terminates it, since it was launched with InstanceInitiatedShutdownBehavior=terminate.\n");
-    s.push_str(&format!("HERD_DEADLINE={deadline}\nHERD_KEEPALIVE={keepalive}\n"));
-    s.push_str("mkdir -p /run/herd && touch /run/herd/heartbeat\n");
-    // A backstop that needs no process of ours: systemd's scheduled shutdown.
-    s.push_str("left=$(( (HERD_DEADLINE - $(date +%s)) / 60 )); [ \"$left\" -lt 1 ] && left=1\n");
-    s.push_str("shutdown -h \"+$left\" 'herd deadline' || true\n");
-    s.push_str(&format!(
-        r#"cat > /usr/local/sbin/{WATCHDOG_MARKER} <<'HERD_EOF'
-#!/bin/bash
-# Every 30 s: past the deadline, or idle longer than the keepalive, power off.
-# Busy means: the user's command runs, someone is logged in, or the heartbeat is fresh.
-while :; do
-  now=$(date +%s)
-  if [ "$now" -ge "$1" ]; then shutdown -h now 'herd deadline'; fi
-  if [ "$2" -gt 0 ]; then
-    if pgrep -f /run/herd/command >/dev/null || [ -n "$(who)" ]; then touch /run/herd/heartbeat; fi
-    last=$(stat -c %Y /run/herd/heartbeat 2>/dev/null || echo "$now")
-    if [ $(( now - last )) -ge "$2" ]; then shutdown -h now 'herd keepalive'; fi
-  fi
-  sleep 30
-done
-HERD_EOF
-chmod 755 /usr/local/sbin/{WATCHDOG_MARKER}
-nohup /usr/local/sbin/{WATCHDOG_MARKER} "$HERD_DEADLINE" "$HERD_KEEPALIVE" >/var/log/{WATCHDOG_MARKER}.log 2>&1 &
-"#
-    ));
-    if let Some(setup) = setup {
-        s.push_str("cat > /run/herd/setup <<'HERD_SETUP_EOF'\n");
-        s.push_str(setup);
-        s.push_str("\nHERD_SETUP_EOF\nbash /run/herd/setup >/var/log/herd-setup.log 2>&1\n");
+    Boot {
+        deadline,
+        keepalive,
+        expiry: &Expiry::PowerOff,
+        setup,
+        command,
     }
-    if let Some(command) = command {
-        s.push_str("cat > /run/herd/command <<'HERD_COMMAND_EOF'\n");
-        s.push_str(command);
-        s.push_str("\nHERD_COMMAND_EOF\nnohup bash /run/herd/command >/var/log/herd-command.log 2>&1 &\n");
-    }
-    s
+    .script()
 }
 
 /// The script base64-encoded for RunInstances, or `InvalidSpec` when it is too long.
@@ -84,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn script_carries_deadline_keepalive_and_user_steps_in_order() {
+    fn script_powers_off_with_a_backstop_then_runs_the_user_steps_in_order() {
         let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let s = script(
             at,
@@ -93,10 +61,15 @@ mod tests {
             Some("python train.py"),
         );
         assert!(s.starts_with("#!/bin/bash\n"));
-        assert!(s.contains("HERD_DEADLINE=1800000000\n"));
-        assert!(s.contains("HERD_KEEPALIVE=900\n"));
-        assert!(s.contains(WATCHDOG_MARKER));
-        let w = s.find("nohup /usr/local/sbin").unwrap();
+        assert!(s.contains("DEADLINE=1800000000\n"));
+        assert!(s.contains("KEEPALIVE=900\n"));
+        assert!(s.contains("InstanceInitiatedShutdownBehavior=terminate"));
+        assert!(s.contains("shutdown -h now"), "the watchdog powers off");
+        assert!(s.contains("shutdown -h \"+$left\""), "the scheduled backstop");
+        assert!(!s.contains("curl"), "EC2 needs no API call to end an instance");
+        let w = s
+            .find(&format!("nohup \"$R/usr/local/sbin/{WATCHDOG_MARKER}\""))
+            .unwrap();
         let setup = s.find("pip install x").unwrap();
         let cmd = s.find("python train.py").unwrap();
         assert!(w < setup && setup < cmd, "watchdog, then setup, then command");
