@@ -77,16 +77,41 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// `herd launch --help`: the fleet rule, where a user looks for it.
+const LAUNCH_AFTER_HELP: &str = "\
+Fleets: several types and/or regions (comma-separated) make one fleet on one cloud:
+  herd launch m7g.large,m7i.large --region us-east-1,us-west-2 -n 2000
+splits 2000 exactly over the 4 type × region parts (500 each; a remainder goes one each
+to the first parts, types outer, regions inner), or --fleet FILE lists the parts:
+  [[part]]
+  type = \"m7g.large\"
+  region = \"us-east-1\"
+  count = 500          # or weight = 1, with -n (or `count = N` at the top) as the total
+A fleet is one launch: one cluster, one launch id (`herd down --launch ID` stops it all),
+one budget reservation for its whole worst case; its parts launch at the same time.
+If a part fails, it is all or nothing: the other parts are stopped and everything the
+fleet started is terminated; the error names the failed part. --partial keeps the
+parts that started instead (the failed ones are ended; the exit code is still 1).";
+
 #[derive(Debug, Args)]
+#[command(after_help = LAUNCH_AFTER_HELP)]
 pub struct LaunchArgs {
-    /// Instance type, e.g. l1.small (`herd catalog` lists them).
-    #[arg(value_name = "TYPE")]
-    pub instance_type: String,
-    /// How many instances.
-    #[arg(short = 'n', long, default_value = "1", value_name = "N", value_parser = parse_count)]
-    pub count: u32,
-    #[arg(long, value_name = "REGION")]
+    /// Instance type, e.g. l1.small (`herd catalog` lists them); several,
+    /// comma-separated, make a fleet.
+    #[arg(value_name = "TYPE[,TYPE...]", required_unless_present = "fleet")]
+    pub instance_type: Option<String>,
+    /// How many instances (default 1); for a fleet, the total split over its parts.
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_count)]
+    pub count: Option<u32>,
+    /// Region; several, comma-separated, make a fleet.
+    #[arg(long, value_name = "REGION[,REGION...]")]
     pub region: Option<String>,
+    /// A fleet file: its parts' types, regions and counts or weights (see below).
+    #[arg(long, value_name = "FILE", conflicts_with = "instance_type")]
+    pub fleet: Option<PathBuf>,
+    /// Fleets: when a part fails, keep the parts that started (default: all or nothing).
+    #[arg(long)]
+    pub partial: bool,
     #[arg(long, value_name = "ZONE")]
     pub zone: Option<String>,
     /// Buy spot capacity (cheaper, may be interrupted).
@@ -419,6 +444,16 @@ mod tests {
         let cli = Cli::try_parse_from(["herd", "launch", "l1.small", "--deadline", "-5m"]).unwrap();
         let Command::Launch(a) = cli.command else { panic!() };
         assert_eq!(a.deadline.as_deref(), Some("-5m"));
+    }
+
+    #[test]
+    fn a_launch_needs_a_type_or_a_fleet_file_not_both() {
+        let e = Cli::try_parse_from(["herd", "launch"]).unwrap_err();
+        assert!(e.to_string().contains("TYPE"), "{e}");
+        let cli = Cli::try_parse_from(["herd", "launch", "--fleet", "f.toml", "-n", "10"]).unwrap();
+        let Command::Launch(a) = cli.command else { panic!() };
+        assert_eq!((a.instance_type, a.count), (None, Some(10)));
+        assert!(Cli::try_parse_from(["herd", "launch", "l1.small", "--fleet", "f.toml"]).is_err());
     }
 
     #[test]

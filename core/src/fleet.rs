@@ -329,7 +329,12 @@ impl Launcher {
                 if let Some(h) = e.hint() {
                     out = out.with_hint(h.to_string());
                 }
-                out.with_source(e)
+                // The message carries the part's own; its context (request ids) stays.
+                for (k, v) in e.context() {
+                    let k = if *k == "launch_id" { "part_launch_id" } else { k };
+                    out = out.with_context(k, v.clone());
+                }
+                out
             })?;
             // Every part carries the fleet's launch tag, so whatever lists by launch
             // (`herd down --launch`, the Ctrl-C clean-up, the ledger) finds the whole
@@ -534,22 +539,25 @@ impl Launcher {
                 Some(h) if !h.is_empty() => format!("{h}; {note}"),
                 _ => note,
             };
-            return Err(wrap(
-                Error::new(
-                    first_e.kind(),
-                    format!(
-                        "part {} of {n} ({}) failed{others}: {}",
-                        first_i + 1,
-                        part.describe(),
-                        first_e.message()
-                    ),
-                )
-                .with_hint(hint)
-                .with_context("region", part.region.clone())
-                .with_context("instance_type", part.instance_type.clone())
-                .with_context("fleet_part", format!("{} of {n}", first_i + 1))
-                .with_source(first_e),
-            ));
+            let mut e = Error::new(
+                first_e.kind(),
+                format!(
+                    "part {} of {n} ({}) failed{others}: {}",
+                    first_i + 1,
+                    part.describe(),
+                    first_e.message()
+                ),
+            )
+            .with_hint(hint)
+            .with_context("region", part.region.clone())
+            .with_context("instance_type", part.instance_type.clone())
+            .with_context("fleet_part", format!("{} of {n}", first_i + 1));
+            // The message carries the part's own; its context (request ids) stays.
+            for (k, v) in first_e.context() {
+                let k = if *k == "launch_id" { "part_launch_id" } else { k };
+                e = e.with_context(k, v.clone());
+            }
+            return Err(wrap(e));
         }
 
         // Keep what started; end whatever the failed parts may have left behind (a lost

@@ -2,6 +2,9 @@
 //! until running. `--dry-run` stops after the plan and prints the worst case. Ctrl-C at
 //! any moment ends what the launch started (see [`end_launch`]); a second Ctrl-C skips
 //! that and prints the stop command at once; either way the exit code is 130.
+//! Several types or regions (`a,b --region x,y`) or `--fleet FILE` make a mixed fleet
+//! (`herd_core::fleet`): one launch in several parts, planned, printed and cleaned up
+//! the same way.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -19,6 +22,8 @@ use crate::reporter::Spinner;
 
 use super::Interrupted;
 
+mod fleet;
+
 /// Longest wait for instances to boot before giving up (they keep their deadline).
 const WAIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
@@ -32,6 +37,9 @@ const LOOK_AT_MOST: Duration = Duration::from_secs(20);
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 
 pub fn run(ctx: &Context, a: &LaunchArgs) -> anyhow::Result<()> {
+    if let Some(parts) = fleet::parts(ctx, a)? {
+        return fleet::run(ctx, a, parts);
+    }
     let spec = spec(ctx, a)?;
     let launcher = ctx.launcher()?;
     ctx.block_on(async {
@@ -74,6 +82,17 @@ impl Interrupts {
 }
 
 fn spec(ctx: &Context, a: &LaunchArgs) -> anyhow::Result<LaunchSpec> {
+    spec_of(
+        ctx,
+        a,
+        a.instance_type.as_deref().unwrap_or_default(),
+        a.count.unwrap_or(1),
+    )
+}
+
+/// Everything the flags say about a launch, for `instance_type` × `count` (a fleet's
+/// template takes all but those, and the region).
+fn spec_of(ctx: &Context, a: &LaunchArgs, instance_type: &str, count: u32) -> anyhow::Result<LaunchSpec> {
     let s = &ctx.settings;
     let market = if a.spot {
         Market::Spot
@@ -82,7 +101,7 @@ fn spec(ctx: &Context, a: &LaunchArgs) -> anyhow::Result<LaunchSpec> {
     } else {
         Market::OnDemand
     };
-    let mut spec = LaunchSpec::new(&a.instance_type, a.count)
+    let mut spec = LaunchSpec::new(instance_type, count)
         .market(market)
         .deadline(s.deadline);
     if s.keepalive_explicit {
