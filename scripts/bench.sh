@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p herd-cli -p herd-bench
 # The aws benchmark runs against moto from the test venv (scripts/test.sh creates it).
 if [ -d .venv/bin ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
-exec target/release/herd-bench --herd target/release/herd "$@"
+# Where cargo put them: CARGO_TARGET_DIR, build.target-dir in a cargo config, or target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+exec "$target_dir/release/herd-bench" --herd "$target_dir/release/herd" "$@"

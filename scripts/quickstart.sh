@@ -9,7 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p herd-cli
-herd=target/release/herd
+# Where cargo put it: CARGO_TARGET_DIR, build.target-dir in a cargo config, or target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+herd=$target_dir/release/herd
+if [ ! -x "$herd" ]; then
+  echo "error: the herd binary is not at $herd (cargo metadata named ${target_dir:-no target directory})" >&2
+  echo "hint: build it with \`cargo build --release -p herd-cli\` and run this script again" >&2
+  exit 1
+fi
 scratch=${HERD_QUICKSTART_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/herd-quickstart.XXXXXX")}
 export HERD_SIM_DIR=${HERD_SIM_DIR:-$scratch/sim} HERD_LEDGER=${HERD_LEDGER:-$scratch/ledger.db}
 report=$scratch/report
