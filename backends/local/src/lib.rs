@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use herd_core::{SharedClock, SystemClock, VirtualClock};
 
-pub use config::{AgentCommand, Faults};
+pub use config::{AgentCommand, Faults, SimulatorSection};
 pub use pricing::{local_catalog, resources, Resources};
 pub use provider::{LocalProvider, DEFAULT_REGION};
 
