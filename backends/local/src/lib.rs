@@ -8,12 +8,14 @@ mod buckets;
 mod config;
 mod error;
 mod exec;
+mod host;
 mod lifecycle;
 mod pricing;
 mod provider;
 mod reconcile;
 mod store;
 mod vm;
+mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -22,6 +22,7 @@ use crate::buckets::{self, BucketSpec};
 use crate::config::{AgentCommand, Faults};
 use crate::error::{self, Fault};
 use crate::exec;
+use crate::host;
 use crate::lifecycle::reason;
 use crate::pricing::{self, Resources};
 use crate::reconcile;
@@ -29,8 +30,7 @@ use crate::store::{self, Row, Store};
 use crate::vm::{self, AgentPid, VmDir, VmRecord, VmSpec};
 use crate::LocalBuilder;
 
-/// The region a request without one goes to.
-pub const DEFAULT_REGION: &str = "local-east-1";
+pub use crate::pricing::DEFAULT_REGION;
 
 /// Size of every instance's root volume: 8 GiB, the default root volume of Amazon
 /// Linux AMIs, so leftovers are priced like a typical forgotten EBS volume.
@@ -519,7 +519,7 @@ impl LocalProvider {
                     volume_gib: r.volume_gib,
                 }),
             };
-            match vm::start(agent, &spec) {
+            match host::start(agent, &spec) {
                 Ok(pid) => {
                     self.store.write(|tx| store::set_agent(tx, &r.id, pid))?;
                     r.pid = Some(pid);
@@ -952,22 +952,10 @@ impl Provider for LocalProvider {
             break r;
         };
         if self.virtual_exec {
-            return exec::virtual_run(self, &row, req).await;
+            return exec::virtual_run(&self.store, &self.clock, &row, req).await;
         }
         let dir = self.vm_dir(id).expect("process mode has a state dir");
-        exec::run(self, &dir, &row, req).await
-    }
-}
-
-impl LocalProvider {
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-    pub(crate) fn clock_ms(&self) -> i64 {
-        self.now_ms()
-    }
-    pub(crate) fn clock(&self) -> &SharedClock {
-        &self.clock
+        exec::run(&self.store, &self.clock, &dir, &row, req).await
     }
 }
 
