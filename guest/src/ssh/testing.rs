@@ -169,6 +169,11 @@ impl Sshd {
         self.addr
     }
 
+    /// The listening daemon's process id, while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
