@@ -185,7 +185,10 @@ fn bench_plan(a: &Args) -> Result<()> {
     let floor = floor_spawn(a.runs)?;
     let m = time_cmd(&env, &a.herd, &["plan", "--vcpus", "1"], a.runs)?;
     let offers = herd_local::local_catalog().offers().len()
-        + herd_catalog::CLOUDS.iter().map(|c| herd_catalog::bundled(*c).offers().len()).sum::<usize>();
+        + herd_catalog::CLOUDS
+            .iter()
+            .map(|c| herd_catalog::bundled(*c).offers().len())
+            .sum::<usize>();
     let label = format!("plan     herd plan --vcpus 1 ({offers} offers)");
     report_timing(&label, m, a.runs, Duration::from_millis(50), floor);
     Ok(())

@@ -181,7 +181,10 @@ fn down_id_on_another_owners_or_an_untagged_instance_is_refused() {
     let stranger = &untagged.instances[0];
     let (code, out, err) = h.run(&["down", stranger, "--yes", "--cloud", "aws"]);
     assert_ne!(code, 0, "refused, not 'already gone':\n{out}{err}");
-    assert!(!out.contains("terminated") && !out.contains("already gone"), "{out}{err}");
+    assert!(
+        !out.contains("terminated") && !out.contains("already gone"),
+        "{out}{err}"
+    );
     assert!(err.contains(stranger.as_str()), "says what it did with it: {err}");
     assert!(err.contains("no herd tags"), "says why: {err}");
     // Both still run, whatever the server answered.
