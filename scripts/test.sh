@@ -22,6 +22,21 @@ if [ -f scripts/requirements-test.txt ]; then
   export PATH="$PWD/.venv/bin:$PATH"
 fi
 
+# The SSH transport's tests start a real OpenSSH sshd on 127.0.0.1 (herd-guest's
+# ssh::testing); they fail, never skip, without it.
+if [ ! -x /usr/sbin/sshd ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing openssh-server (the SSH tests start a real sshd)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; }; then
+      echo "error: could not install openssh-server; run: apt-get install -y openssh-server" >&2
+      exit 1
+    fi
+  else
+    echo "error: /usr/sbin/sshd is missing; install it: sudo apt-get install -y openssh-server" >&2
+    exit 1
+  fi
+fi
+
 # Keep tests hermetic: no user config, ledger or simulator state leaks in or out.
 # The toolchain stays where it is.
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"

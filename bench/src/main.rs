@@ -15,6 +15,7 @@ use herd_local::{Faults, LocalProvider};
 
 mod aws;
 mod catalog;
+mod fleet;
 mod sweep;
 
 struct Args {
@@ -37,7 +38,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|memory|sweep|aws]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws]"
                 );
                 std::process::exit(0);
             }
@@ -326,12 +327,13 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 7] = [
+    let benches: [(&str, Bench); 8] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
         ("memory", bench_memory),
         ("pacing", bench_pacing),
+        ("fleet", fleet::bench),
         ("aws", aws::bench),
         ("sweep", sweep::bench),
     ];

@@ -40,8 +40,12 @@ pub struct GlobalArgs {
     /// happened, and the API calls a command made.
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// The AWS profile to use (from ~/.aws/config; SSO profiles work too).
+    /// AWS only: the profile to use (from ~/.aws/config; SSO profiles work too). Same as
+    /// `[aws] profile` in herd.toml or HERD_AWS_PROFILE.
     #[arg(long, global = true, value_name = "NAME")]
+    pub aws_profile: Option<String>,
+    /// Deprecated spelling of --aws-profile (it never applied to any other cloud).
+    #[arg(long, global = true, value_name = "NAME", hide = true, conflicts_with = "aws_profile")]
     pub profile: Option<String>,
 }
 

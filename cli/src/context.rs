@@ -1,7 +1,8 @@
 //! What a command runs with: settings, the printer, and -- built lazily, only when a
 //! command asks -- the ledger and one [`Launcher`] per cloud. `herd --version`, `catalog`,
 //! `plan` and `completions` never open the ledger or the simulator; a cloud that is not
-//! configured never gets a launcher (so no SDK is built for it).
+//! configured never gets a launcher (so no SDK is built for it). Which clouds exist and
+//! count as configured comes from [`registry::BACKENDS`], not from code per cloud here.
 
 use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use herd_ledger::{InstanceFilter, Ledger};
 use crate::printer::Printer;
 use crate::registry;
 use crate::reporter::WaitReporter;
-use crate::settings::{Settings, AWS_HOW_TO_CONFIGURE};
+use crate::settings::Settings;
 
 #[derive(Debug)]
 pub struct Context {
@@ -123,34 +124,28 @@ impl Context {
 
     /// The clouds `ls`, `down`, `cost` and `reap` cover: the ones named by `--cloud`
     /// (each must be configured), else every configured one -- the simulator always,
-    /// AWS when [`Context::aws_configured`] says so.
+    /// another backend when [`Context::configured`] says so -- in registry order.
     pub fn clouds(&self, named: &[String]) -> Result<Vec<Cloud>> {
         if named.is_empty() {
-            let mut out = vec![Cloud::Local];
-            if self.aws_configured().is_some() {
-                out.push(Cloud::Aws);
-            }
-            return Ok(out);
+            return Ok(registry::BACKENDS
+                .iter()
+                .map(|b| b.cloud)
+                .filter(|c| self.configured(*c).is_some())
+                .collect());
         }
         let mut out = Vec::new();
         for n in named {
             let cloud: Cloud = n.parse().map_err(|e: Error| {
                 Error::invalid_spec(format!("--cloud: {}", e.message())).with_suggestions(e.suggestions().to_vec())
             })?;
-            match cloud {
-                Cloud::Local => {}
-                Cloud::Aws => {
-                    if self.aws_configured().is_none() {
-                        return Err(Error::config("--cloud aws: AWS is not configured for herd")
-                            .with_hint(AWS_HOW_TO_CONFIGURE));
-                    }
+            let b =
+                registry::backend(cloud).ok_or_else(|| registry::not_built(cloud, &format!("--cloud {cloud}: ")))?;
+            if self.configured(cloud).is_none() {
+                let mut e = Error::config(format!("--cloud {cloud}: {} is not configured for herd", b.label));
+                if let Some(h) = b.how_to_configure {
+                    e = e.with_hint(h);
                 }
-                other => {
-                    return Err(Error::unsupported(format!(
-                        "--cloud {other}: this herd was built without the {other} backend"
-                    ))
-                    .with_hint("the simulator (local) and aws are built in"))
-                }
+                return Err(e);
             }
             if !out.contains(&cloud) {
                 out.push(cloud);
@@ -159,12 +154,14 @@ impl Context {
         Ok(out)
     }
 
-    /// Why AWS counts as configured: the settings say so (see `settings::aws_configured_by`),
-    /// or the ledger records live AWS instances of yours (so they are never out of sight).
-    pub fn aws_configured(&self) -> Option<String> {
-        if let Some(why) = &self.settings.aws.configured_by {
-            return Some(why.clone());
+    /// Why `cloud` counts as configured: the settings say so (see
+    /// `registry::configured_by`), or the ledger records live instances of yours there (so
+    /// they are never out of sight).
+    pub fn configured(&self, cloud: Cloud) -> Option<String> {
+        if let Some(why) = self.settings.configured_by(cloud) {
+            return Some(why.to_string());
         }
+        let b = registry::backend(cloud)?;
         let ledger = if self.no_journal.get() {
             return None;
         } else {
@@ -172,14 +169,14 @@ impl Context {
         };
         let live = ledger
             .instances(&InstanceFilter {
-                cloud: Some(Cloud::Aws),
+                cloud: Some(cloud),
                 owner: Some(self.owner().to_string()),
                 live_only: true,
                 limit: Some(1),
                 ..InstanceFilter::default()
             })
             .ok()?;
-        (!live.is_empty()).then(|| "the ledger records live AWS instances of yours".to_string())
+        (!live.is_empty()).then(|| format!("the ledger records live {} instances of yours", b.label))
     }
 
     /// Runs a future on a current-thread runtime, built only for commands that need one.

@@ -254,6 +254,8 @@ fn env_vars() -> impl Strategy<Value = Vec<(String, String)>> {
         "HERD_RETRY_PATIENCE",
         "HERD_AWS_REGIONS",
         "HERD_AWS_PROFILE",
+        "HERD_AWS_ENDPOINT",
+        "HERD_AWS_KEY_DIR",
         "HERD_SIM_DIR",
         "HERD_LEDGER",
     ];
@@ -293,7 +295,10 @@ proptest! {
         vars in env_vars(),
         cloud in flag(), region in flag(), deadline in flag(), keepalive in flag(), budget in flag(), profile in flag(),
     ) {
-        let flags = Overrides { cloud, region, deadline, keepalive, budget_per_launch: budget, profile, ..Overrides::default() };
+        let sections = profile
+            .map(|value| vec![crate::settings::SectionFlag { flag: "--aws-profile", key: "aws.profile", value }])
+            .unwrap_or_default();
+        let flags = Overrides { cloud, region, deadline, keepalive, budget_per_launch: budget, sections, ..Overrides::default() };
         check("", &vars, flags)?;
     }
 }

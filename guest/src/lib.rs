@@ -13,3 +13,4 @@ pub mod boot;
 pub mod busy;
 pub mod expiry;
 pub mod key;
+pub mod ssh;

@@ -1,13 +1,13 @@
-//! An EC2 instance as a herd [`Instance`]: price, deadline and launch id come back from
-//! herd's tags, so any machine can list and price what another one launched.
+//! An EC2 instance as a herd [`Instance`]: EC2's fields mapped here, herd's own (price,
+//! deadline, launch id, idle timeout) read back from its tags by core's
+//! [`tags::read_instance`], so any machine can list and price what another one launched.
 
 use aws_sdk_ec2::types::{Instance as Ec2Instance, InstanceLifecycleType, InstanceStateName};
 use chrono::{DateTime, Utc};
-use herd_core::{tags, Cloud, Instance, InstanceState, LaunchId, Money, PurchaseOption, Tags};
+use herd_core::{tags, Cloud, Instance, InstanceState, PurchaseOption, Tags};
 
-/// Tag on every launched resource: the launch's fingerprint, so a repeated launch id
-/// with another spec is a `Conflict` even where `ClientToken` is not honoured.
-pub const SPEC_TAG: &str = "herd-spec";
+/// Tag on every launched resource: the launch's fingerprint (core's protocol).
+pub use herd_core::tags::SPEC as SPEC_TAG;
 
 pub fn state(s: Option<&InstanceStateName>) -> InstanceState {
     match s {
@@ -50,34 +50,12 @@ pub fn convert(i: &Ec2Instance, region: &str, fallback_tags: Option<&Tags>, now:
             t.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    let launch = t
-        .get(tags::LAUNCH)
-        .and_then(|l| LaunchId::new(l.clone()).ok())
-        .unwrap_or_else(|| LaunchId::new("unknown").expect("valid id"));
     let launched = ts(i.launch_time()).unwrap_or(now);
-    let deadline = t
-        .get(tags::DEADLINE)
-        .and_then(|d| d.parse::<i64>().ok())
-        .and_then(|d| DateTime::from_timestamp(d, 0))
-        .unwrap_or(launched);
-    let price = t
-        .get(tags::PRICE)
-        .and_then(|p| p.parse::<i64>().ok())
-        .map(Money::from_micros)
-        .unwrap_or(Money::ZERO);
     let zone = i.placement().and_then(|p| p.availability_zone()).unwrap_or_default();
     let itype = i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default();
-    let mut out = Instance::new(
-        i.instance_id().unwrap_or_default(),
-        Cloud::Aws,
-        region,
-        zone,
-        itype,
-        launch,
-        launched,
-        deadline,
-        price,
-    );
+    let id = i.instance_id().unwrap_or_default();
+    let mut out = tags::read_instance(Cloud::Aws, id, region, zone, itype, launched, t);
+    let deadline = out.deadline;
     let ec2_state = i.state().and_then(|s| s.name());
     out.state = state(ec2_state);
     out.state_reason = match ec2_state {
@@ -98,16 +76,11 @@ pub fn convert(i: &Ec2Instance, region: &str, fallback_tags: Option<&Tags>, now:
     } else {
         PurchaseOption::OnDemand
     };
-    out.keepalive = t
-        .get(tags::KEEPALIVE)
-        .and_then(|k| k.parse().ok())
-        .map(std::time::Duration::from_secs);
     out.addresses = [i.public_ip_address(), i.private_ip_address()]
         .into_iter()
         .flatten()
         .map(str::to_string)
         .collect();
-    out.tags = t;
     out
 }
 

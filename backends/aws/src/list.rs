@@ -104,10 +104,10 @@ pub struct Listed {
     pub pages: u32,
 }
 
-/// Whether an instance from an answer may be shown as herd's for `req`: it carries the
-/// owner tag (any owner, unless `req` names one) and passes every requested filter.
+/// Whether an instance from an answer may be shown as herd's for `req`: core's check (the
+/// owner tag on the instance itself, every requested filter), in the region asked.
 pub fn admits(req: &ListRequest, region: &str, i: &Instance) -> bool {
-    i.region == region && i.tags.contains_key(tags::OWNER) && req.matches(i)
+    i.region == region && herd_core::plumbing::admits(req, i)
 }
 
 pub async fn list_region(ec2: &Ec2, region: &str, req: &ListRequest, now: DateTime<Utc>) -> Result<Listed> {
@@ -172,30 +172,22 @@ mod tests {
     }
 
     #[test]
-    fn only_tagged_matching_instances_are_admitted() {
-        let mk = |owner: Option<&str>| {
-            let mut i = Instance::new(
-                "i-1",
-                herd_core::Cloud::Aws,
-                "us-east-1",
-                "us-east-1a",
-                "t3.micro",
-                herd_core::LaunchId::new("l").unwrap(),
-                Utc::now(),
-                Utc::now(),
-                herd_core::Money::ZERO,
-            );
-            if let Some(o) = owner {
-                i.tags.insert(tags::OWNER.into(), o.into());
-            }
-            i
-        };
-        let mine = ListRequest::new().tag(tags::OWNER, "alice");
-        assert!(admits(&mine, "us-east-1", &mk(Some("alice"))));
-        assert!(!admits(&mine, "us-east-1", &mk(Some("bob"))));
-        assert!(!admits(&mine, "us-east-1", &mk(None)));
-        assert!(!admits(&ListRequest::new(), "us-east-1", &mk(None)));
-        assert!(admits(&ListRequest::new(), "us-east-1", &mk(Some("bob"))));
-        assert!(!admits(&mine, "eu-west-1", &mk(Some("alice"))));
+    fn only_tagged_instances_of_the_region_asked_are_admitted() {
+        let mut i = Instance::new(
+            "i-1",
+            herd_core::Cloud::Aws,
+            "us-east-1",
+            "us-east-1a",
+            "t3.micro",
+            herd_core::LaunchId::new("l").unwrap(),
+            Utc::now(),
+            Utc::now(),
+            herd_core::Money::ZERO,
+        );
+        assert!(!admits(&ListRequest::new(), "us-east-1", &i));
+        i.tags.insert(tags::OWNER.into(), "alice".into());
+        assert!(admits(&ListRequest::new().tag(tags::OWNER, "alice"), "us-east-1", &i));
+        assert!(!admits(&ListRequest::new().tag(tags::OWNER, "bob"), "us-east-1", &i));
+        assert!(!admits(&ListRequest::new(), "eu-west-1", &i));
     }
 }

@@ -1,24 +1,26 @@
 //! [`AwsProvider`]: the [`Provider`] trait on EC2. Each operation is a small module;
 //! this file holds the state they share (clients, caches) and the capability sheet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use async_trait::async_trait;
+use herd_core::plumbing::lookup::{launch_once, Start};
+use herd_core::plumbing::{check_owned, fan_out, in_order, PartialLaunches};
 use herd_core::{
     tags, Arch, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, Instance,
     LaunchRequest, Leftover, ListRequest, Provider, ProviderInfo, ReapResult, Result, SharedClock, SystemClock,
-    TerminateOutcome, TerminateResult,
+    TagLimits, Tags, TerminateOutcome, TerminateResult,
 };
 
 use crate::access::{caller_cidr, AccessCache};
 use crate::client::Clients;
 use crate::config::{AwsConfig, FALLBACK_REGION};
 use crate::images::ImageCache;
-use crate::launch::{run_with_zone_fallback, Existing, Prepared};
+use crate::launch::{run_with_zone_fallback, Prepared};
 use crate::spot::SpotPrice;
 use crate::{launch, list, reap, spot, terminate, userdata};
 
@@ -42,7 +44,7 @@ pub struct AwsProvider {
     /// not know them (it may not, for a while: eventual consistency).
     launched: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
     /// Launch ids whose earlier call is only partly visible, and how often seen so.
-    partial_seen: Mutex<HashMap<String, u32>>,
+    partial: PartialLaunches,
 }
 
 /// How long after its launch an instance EC2 says it does not know is taken for not yet
@@ -74,6 +76,8 @@ pub fn capabilities() -> Capabilities {
     c.exec = false;
     c.leftovers = true;
     c.spot_notice = Duration::from_secs(120);
+    // EC2's tag rules; the request id and spec fingerprint are added to every resource.
+    c.tag_limits = TagLimits::EC2.with_backend_tags(&[tags::REQUEST, tags::SPEC]);
     c
 }
 
@@ -128,7 +132,7 @@ impl AwsProviderBuilder {
             enabled: tokio::sync::OnceCell::new(),
             capacity_misses: Mutex::new(Vec::new()),
             launched: Mutex::new(HashMap::new()),
-            partial_seen: Mutex::new(HashMap::new()),
+            partial: PartialLaunches::new(PARTIAL_PATIENCE),
         }
     }
 }
@@ -216,44 +220,6 @@ impl AwsProvider {
         }
     }
 
-    /// A partial launch that could not be completed is ended: its instances are
-    /// terminated, and the error says so (permanent: a retry would find it half-done).
-    async fn end_partial(&self, req: &LaunchRequest, found: &[Instance], e: Error) -> Error {
-        let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
-        let what = format!(
-            "launch {} had {} of {} instances and starting the other {} failed ({})",
-            req.launch_id,
-            found.len(),
-            req.count,
-            req.count as usize - found.len(),
-            e.message()
-        );
-        let ended = Provider::terminate(self, &ids).await;
-        let out = match ended {
-            Ok(_) => Error::new(e.kind(), format!("{what}; the {} found were terminated", ids.len()))
-                .with_hint("nothing of this launch is left running; launch again with a new id"),
-            Err(t) => Error::new(
-                e.kind(),
-                format!(
-                    "{what}; terminating the {} found failed too ({})",
-                    ids.len(),
-                    t.message()
-                ),
-            )
-            .with_hint(format!(
-                "`herd down --launch {}` ends them; `herd ls` shows them",
-                req.launch_id
-            )),
-        };
-        let mut out = out
-            .temporary(false)
-            .with_context("launch_id", req.launch_id.to_string());
-        for (k, v) in e.context() {
-            out = out.with_context(k, v.clone());
-        }
-        out.with_source(e)
-    }
-
     /// The instances among `ids` that EC2 knows, each read by id where it was last seen
     /// (else the default region), then in every other searched region at once.
     async fn describe_anywhere(&self, ids: &[String]) -> Result<Vec<(String, aws_sdk_ec2::types::Instance)>> {
@@ -265,18 +231,24 @@ impl AwsProvider {
                 asked.insert(id.clone(), r);
             }
         }
-        let mut by_region: HashMap<String, Vec<String>> = HashMap::new();
+        let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for id in ids {
             by_region.entry(asked[id].clone()).or_default().push(id.clone());
         }
-        let mut found = Vec::new();
-        for (region, ids) in by_region {
+        let describe = |region: String, ids: Vec<String>| async move {
             let ec2 = self.clients.get(&region).await;
-            for i in terminate::describe_ids(&ec2, &ids).await? {
-                found.push((region.clone(), i));
-            }
-        }
-        let seen: HashSet<String> = found
+            terminate::describe_ids(&ec2, &ids).await
+        };
+        let first = fan_out(by_region.keys().cloned().collect::<Vec<_>>(), |r| {
+            let ids = by_region[&r].clone();
+            describe(r, ids)
+        })
+        .await?;
+        let mut found: Vec<(String, aws_sdk_ec2::types::Instance)> = first
+            .into_iter()
+            .flat_map(|(r, v)| v.into_iter().map(move |i| (r.clone(), i)))
+            .collect();
+        let mut seen: HashSet<String> = found
             .iter()
             .filter_map(|(_, i)| i.instance_id().map(str::to_string))
             .collect();
@@ -284,19 +256,20 @@ impl AwsProvider {
         if rest.is_empty() {
             return Ok(found);
         }
-        let mut set = tokio::task::JoinSet::new();
-        for region in self.enabled_regions().await? {
-            let here: Vec<String> = rest.iter().filter(|id| asked[*id] != region).cloned().collect();
-            if here.is_empty() {
-                continue;
-            }
-            let ec2 = self.clients.get(&region).await;
-            set.spawn(async move { (region, terminate::describe_ids(&ec2, &here).await) });
-        }
-        let mut seen = seen;
-        while let Some(r) = set.join_next().await {
-            let (region, r) = r.map_err(|e| Error::unexpected(format!("a region's search stopped: {e}")))?;
-            for i in r? {
+        let here = |region: &str| -> Vec<String> { rest.iter().filter(|id| asked[*id] != region).cloned().collect() };
+        let others: Vec<String> = self
+            .enabled_regions()
+            .await?
+            .into_iter()
+            .filter(|r| !here(r).is_empty())
+            .collect();
+        for (region, v) in fan_out(others, |r| {
+            let ids = here(&r);
+            describe(r, ids)
+        })
+        .await?
+        {
+            for i in v {
                 // One instance, one region: a second answer for it is ignored.
                 if i.instance_id().is_some_and(|id| seen.insert(id.to_string())) {
                     found.push((region.clone(), i));
@@ -390,71 +363,38 @@ impl Provider for AwsProvider {
             req.command.as_deref(),
         ))?;
         let client = self.clients.get(&req.region).await;
+        let ec2 = &client;
         let now = self.clock.now();
-        let id = req.launch_id.to_string();
-        let found = match launch::existing(&client, &req.region, req, &cfg.owner, now).await? {
-            Existing::None => Vec::new(),
-            Existing::All(found) => {
-                self.partial_seen.lock().expect("partial").remove(&id);
-                self.remember(&found);
-                return Ok(found);
-            }
-            Existing::Partial(found) => {
-                let seen = {
-                    let mut m = self.partial_seen.lock().expect("partial");
-                    let n = m.entry(id.clone()).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                if seen <= PARTIAL_PATIENCE {
-                    // EC2 may not show every instance of a call yet: let the retry loop ask again.
-                    return Err(client.context(
-                        Error::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "launch {id} shows {} of its {} instances so far",
-                                found.len(),
-                                req.count
-                            ),
-                        )
-                        .with_context("launch_id", id.clone()),
-                    ));
-                }
-                found
-            }
+        // Core's idempotency lookup: what this request id already started, read from the
+        // answer; a partial launch is completed under its own token, or ended.
+        let lookup = || async move {
+            let found = launch::lookup(ec2, &req.region, req, now).await?;
+            // So that ending a partial launch asks the right region first.
+            self.remember(&found);
+            Ok(found)
         };
-        self.remember(&found);
-        let rest = req.count - found.len() as u32;
-        let started = async {
-            let image = self.images.resolve(&client, arch, &req.instance_type, explicit).await?;
+        let start = move |s: Start| async move {
+            let image = self.images.resolve(ec2, arch, &req.instance_type, explicit).await?;
             let cidr = self.ssh_cidr().await?;
-            let access = self.access.ensure(&client, &cfg.owner, &cfg.key_dir, &cidr).await?;
+            let access = self.access.ensure(ec2, &cfg.owner, &cfg.key_dir, &cidr).await?;
             let p = Prepared {
                 req,
                 image,
                 access,
                 user_data,
-                count: rest,
-                token: if found.is_empty() {
-                    req.launch_id.to_string()
-                } else {
-                    launch::fill_token(req, found.len())
-                },
+                count: s.count,
+                token: s.token,
             };
-            run_with_zone_fallback(&client, &p, &req.region, now).await
+            let (got, misses) = run_with_zone_fallback(ec2, &p, &req.region, now).await?;
+            *self.capacity_misses.lock().expect("misses") = misses;
+            self.note_launched(&got);
+            Ok(got)
         };
-        match started.await {
-            Ok((got, misses)) => {
-                *self.capacity_misses.lock().expect("misses") = misses;
-                self.note_launched(&got);
-                self.partial_seen.lock().expect("partial").remove(&id);
-                let mut all = found;
-                all.extend(got);
-                Ok(all)
-            }
-            Err(e) if found.is_empty() => Err(e),
-            Err(e) => Err(self.end_partial(req, &found, e).await),
-        }
+        let all = launch_once(self, &cfg.owner, req, &self.partial, lookup, start)
+            .await
+            .map_err(|e| client.context(e))?;
+        self.remember(&all);
+        Ok(all)
     }
 
     /// Only instances an answer shows are this owner's are terminated: each id is
@@ -472,32 +412,24 @@ impl Provider for AwsProvider {
             }
         }
         let found = self.describe_anywhere(&wanted).await?;
-        let mut refused = Vec::new();
-        let mut to_end: HashMap<String, Vec<String>> = HashMap::new();
+        // Core's owner check, on the tags each answer carries: one foreign id refuses all.
+        let tagged: Vec<(&str, Tags)> = found
+            .iter()
+            .map(|(_, i)| (i.instance_id().unwrap_or_default(), terminate::tags_of(i)))
+            .collect();
+        check_owned("instance", &owner, tagged.iter().map(|(id, t)| (*id, t))).map_err(|e| {
+            e.with_hint(
+                "leave it alone, or end it with the AWS console or `aws ec2 terminate-instances` if it is really yours",
+            )
+        })?;
+        let mut to_end: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (region, i) in &found {
             let id = i.instance_id().unwrap_or_default();
-            if let Some(r) = terminate::refusal("instance", id, &terminate::instance_owner(i, &owner)) {
-                refused.push((id.to_string(), r));
-            } else if terminate::has_ended(i) {
+            if terminate::has_ended(i) {
                 outcome.insert(id.to_string(), TerminateOutcome::AlreadyGone);
             } else {
                 to_end.entry(region.clone()).or_default().push(id.to_string());
             }
-        }
-        if !refused.is_empty() {
-            let list: Vec<&str> = refused.iter().map(|(_, r)| r.as_str()).collect();
-            return Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "{}; herd terminates only owner `{}`'s instances, so nothing was terminated",
-                    list.join("; "),
-                    tags::sanitize_value(&owner)
-                ),
-            )
-            .with_hint(
-                "leave it alone, or end it with the AWS console or `aws ec2 terminate-instances` if it is really yours",
-            )
-            .with_context("instance", refused[0].0.clone()));
         }
         for id in &wanted {
             let known = found.iter().any(|(_, i)| i.instance_id() == Some(id.as_str()));
@@ -514,21 +446,20 @@ impl Provider for AwsProvider {
             }
             outcome.insert(id.clone(), TerminateOutcome::AlreadyGone);
         }
-        for (region, ids) in to_end {
-            let ec2 = self.clients.get(&region).await;
-            for t in terminate::terminate_checked(&ec2, &ids).await? {
-                outcome.insert(t.id.clone(), t.outcome);
+        let regions: Vec<String> = to_end.keys().cloned().collect();
+        let ended = fan_out(regions, |region| {
+            let ids = to_end[&region].clone();
+            async move {
+                let ec2 = self.clients.get(&region).await;
+                terminate::terminate_checked(&ec2, &ids).await
             }
+        })
+        .await?;
+        for t in ended.into_iter().flat_map(|(_, v)| v) {
+            outcome.insert(t.id.clone(), t.outcome);
         }
         // Every id asked about gets an answer, in the order asked.
-        ids.iter()
-            .map(|id| match outcome.get(id) {
-                Some(o) => Ok(TerminateResult::new(id, *o)),
-                None => Err(Error::unexpected(format!(
-                    "herd lost track of instance {id} while terminating"
-                ))),
-            })
-            .collect()
+        in_order(ids, &outcome)
     }
 
     /// No regions asked: every enabled region (an instance launched elsewhere must still
@@ -540,20 +471,13 @@ impl Provider for AwsProvider {
             req.regions.clone()
         };
         let now = self.clock.now();
-        let mut set = tokio::task::JoinSet::new();
-        for (i, region) in regions.into_iter().enumerate() {
+        // Core's fan-out: regions at once, answers in the order asked.
+        let parts = fan_out(regions, |region| async move {
             let client = self.clients.get(&region).await;
-            let req = req.clone();
-            set.spawn(async move { (i, list::list_region(&client, &region, &req, now).await) });
-        }
-        let mut parts = Vec::new();
-        while let Some(r) = set.join_next().await {
-            let (i, r) = r.map_err(|e| Error::unexpected(format!("a region's listing stopped: {e}")))?;
-            parts.push((i, r?.instances));
-        }
-        // Stable output: regions in the order asked.
-        parts.sort_by_key(|(i, _)| *i);
-        let out: Vec<Instance> = parts.into_iter().flat_map(|(_, v)| v).collect();
+            list::list_region(&client, &region, req, now).await
+        })
+        .await?;
+        let out: Vec<Instance> = parts.into_iter().flat_map(|(_, l)| l.instances).collect();
         self.remember(&out);
         Ok(out)
     }
@@ -561,17 +485,12 @@ impl Provider for AwsProvider {
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {
         let regions = self.enabled_regions().await?;
         // Regions are independent: ask them all at once (tens of regions, six calls each).
-        let mut set = tokio::task::JoinSet::new();
-        for region in regions {
+        let found = fan_out(regions, |region| async move {
             let client = self.clients.get(&region).await;
-            let owner = owner.map(str::to_string);
-            set.spawn(async move { reap::leftovers_in(&client, &region, owner.as_deref()).await });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            let r = r.map_err(|e| Error::unexpected(format!("a region's search stopped: {e}")))?;
-            out.extend(r?);
-        }
+            reap::leftovers_in(&client, &region, owner).await
+        })
+        .await?;
+        let mut out: Vec<Leftover> = found.into_iter().flat_map(|(_, v)| v).collect();
         out.sort_by(|a, b| (&a.region, &a.kind, &a.id).cmp(&(&b.region, &b.kind, &b.id)));
         Ok(out)
     }

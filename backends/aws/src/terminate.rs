@@ -2,14 +2,17 @@
 //!
 //! Before any TerminateInstances, each id is described by `InstanceIds` and its
 //! `herd-owner` tag read from that answer: an instance of another owner, or with no herd
-//! tag at all, is refused (`PermissionDenied`, naming whose it is) and nothing in the call
-//! is terminated. The TerminateInstances answer is then matched id by id: an id missing
+//! tag at all, is refused (core's [`herd_core::plumbing::ownership`]: `PermissionDenied`,
+//! naming whose it is) and nothing in the call is terminated. The TerminateInstances
+//! answer is then matched id by id ([`herd_core::plumbing::match_answer`]): an id missing
 //! from it is an error, never "already gone". Only an id that no region knows is gone.
 
 use std::collections::HashSet;
 
 use aws_sdk_ec2::types::{Instance as Ec2Instance, InstanceStateName};
-use herd_core::{tags, Error, ErrorKind, Result, TerminateOutcome, TerminateResult};
+use herd_core::plumbing::match_answer;
+pub use herd_core::plumbing::ownership::{owner_in as owner_of, refusal, Owner};
+use herd_core::{Error, ErrorKind, Result, Tags, TerminateOutcome, TerminateResult};
 
 use crate::client::Ec2;
 use crate::error::ids_in_message;
@@ -26,32 +29,12 @@ pub fn is_instance_id(id: &str) -> bool {
         .is_some_and(|h| (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Whose an instance (or any resource) is, by the tags in an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    Mine,
-    Other(String),
-    /// No `herd-owner` tag: herd did not launch it.
-    Untagged,
-}
-
-/// `owner` is compared in its tag form ([`tags::sanitize_value`]).
-pub fn owner_of<'a>(tag_pairs: impl IntoIterator<Item = (&'a str, &'a str)>, owner: &str) -> Owner {
-    let want = tags::sanitize_value(owner);
-    match tag_pairs.into_iter().find(|(k, _)| *k == tags::OWNER) {
-        Some((_, v)) if v == want => Owner::Mine,
-        Some((_, v)) => Owner::Other(v.to_string()),
-        None => Owner::Untagged,
-    }
-}
-
-/// The sentence for a resource that is not the caller's, or `None` when it is.
-pub fn refusal(what: &str, id: &str, owner: &Owner) -> Option<String> {
-    match owner {
-        Owner::Mine => None,
-        Owner::Other(o) => Some(format!("{what} {id} belongs to herd owner `{o}`")),
-        Owner::Untagged => Some(format!("{what} {id} has no herd tags: herd did not launch it")),
-    }
+/// An instance's tags as the answer has them.
+pub fn tags_of(i: &Ec2Instance) -> Tags {
+    i.tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .collect()
 }
 
 pub fn instance_owner(i: &Ec2Instance, owner: &str) -> Owner {
@@ -153,35 +136,18 @@ pub async fn terminate_checked(ec2: &Ec2, ids: &[String]) -> Result<Vec<Terminat
             }
             Err(e) => return Err(e),
         };
-        let answered = r.terminating_instances();
-        let mut missing = Vec::new();
-        for id in chunk {
-            match answered.iter().find(|t| t.instance_id() == Some(id.as_str())) {
-                Some(t) => {
-                    let was = t.previous_state().and_then(|s| s.name());
-                    let outcome = match was {
-                        Some(InstanceStateName::ShuttingDown) | Some(InstanceStateName::Terminated) => {
-                            TerminateOutcome::AlreadyGone
-                        }
-                        _ => TerminateOutcome::Terminated,
-                    };
-                    out.push(TerminateResult::new(id, outcome));
+        let answered = r.terminating_instances().iter().filter_map(|t| {
+            let was = t.previous_state().and_then(|s| s.name());
+            let outcome = match was {
+                Some(InstanceStateName::ShuttingDown) | Some(InstanceStateName::Terminated) => {
+                    TerminateOutcome::AlreadyGone
                 }
-                None => missing.push(id.clone()),
-            }
-        }
-        if !missing.is_empty() {
-            // Terminating is idempotent: the retry loop may ask again.
-            return Err(ec2.context(
-                Error::unexpected(format!(
-                    "EC2's TerminateInstances answer left out {}: herd cannot tell whether {} terminated",
-                    missing.join(", "),
-                    if missing.len() == 1 { "it was" } else { "they were" }
-                ))
-                .temporary(true)
-                .with_context("instance", missing[0].clone()),
-            ));
-        }
+                _ => TerminateOutcome::Terminated,
+            };
+            Some((t.instance_id()?, outcome))
+        });
+        // Terminating is idempotent: on an id left out, the retry loop may ask again.
+        out.extend(match_answer("EC2's TerminateInstances", chunk, answered).map_err(|e| ec2.context(e))?);
     }
     Ok(out)
 }
@@ -197,20 +163,5 @@ mod tests {
         assert!(!is_instance_id("i-xyz"));
         assert!(!is_instance_id("vm-0001"));
         assert!(!is_instance_id("i-0123456789abcdef0; rm"));
-    }
-
-    #[test]
-    fn owner_is_read_from_the_tags_in_its_sanitized_form() {
-        let t = [(tags::OWNER, "alice"), ("Name", "x")];
-        assert_eq!(owner_of(t, "Alice"), Owner::Mine);
-        assert_eq!(owner_of(t, "bob"), Owner::Other("alice".into()));
-        assert_eq!(owner_of([("Name", "x")], "bob"), Owner::Untagged);
-        assert_eq!(
-            refusal("instance", "i-1", &Owner::Other("bob".into())).unwrap(),
-            "instance i-1 belongs to herd owner `bob`"
-        );
-        assert!(refusal("instance", "i-1", &Owner::Untagged)
-            .unwrap()
-            .contains("herd did not launch it"));
     }
 }

@@ -1,5 +1,6 @@
-//! The simulator's knobs: the faults it injects (read from `[simulator.faults]` in
-//! herd.toml) and how it starts the per-VM supervisor.
+//! The simulator's knobs: its section of herd's config files (`[simulator]`, with the
+//! faults it injects under `[simulator.faults]`), owned here so the CLI registers it
+//! instead of re-declaring it, and how it starts the per-VM supervisor.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +9,55 @@ use std::time::Duration;
 use herd_core::guardrails::parse_duration;
 use herd_core::{Error, Result};
 use serde::{Deserialize, Deserializer};
+
+/// `[simulator]` in herd's config files, and `HERD_SIM_DIR` ([`SimulatorSection::ENV`]).
+/// Every key is optional; the CLI merges the layers (files, environment) and hands the
+/// result to [`SimulatorSection::builder`]. Unknown keys are errors, here and in `faults`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSection {
+    /// Where the simulator keeps its state; unset: [`crate::default_state_dir`].
+    pub state_dir: Option<PathBuf>,
+    /// Seeds every random draw (boot delays, faults, ids); unset: from the clock.
+    pub seed: Option<u64>,
+    /// Real processes per VM (the default), or a control plane only.
+    pub processes: Option<bool>,
+    pub faults: Option<Faults>,
+}
+
+impl SimulatorSection {
+    /// The table this backend owns in herd's config files.
+    pub const NAME: &'static str = "simulator";
+    /// Environment variable -> key of this section.
+    pub const ENV: &'static [(&'static str, &'static str)] = &[("HERD_SIM_DIR", "state_dir")];
+    /// Keys that hold paths: in a config file they are relative to that file.
+    pub const PATHS: &'static [&'static str] = &["state_dir"];
+
+    /// Where the state lives once defaults are applied.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(crate::default_state_dir)
+    }
+
+    /// Checks what a builder would refuse late (fault probabilities, ranges), so a bad
+    /// herd.toml fails every command, not only the ones that start the simulator.
+    pub fn validate(&self) -> Result<()> {
+        self.faults.as_ref().map_or(Ok(()), Faults::validate)
+    }
+
+    /// A provider builder with this section's settings and defaults (processes on, a
+    /// well-behaved cloud). The caller adds what is not a setting: the agent, the owner.
+    pub fn builder(self) -> Result<crate::LocalBuilder> {
+        self.validate()?;
+        let mut b = crate::LocalProvider::builder()
+            .state_dir(self.state_dir())
+            .processes(self.processes.unwrap_or(true))
+            .faults(self.faults.unwrap_or_default());
+        if let Some(seed) = self.seed {
+            b = b.seed(seed);
+        }
+        Ok(b)
+    }
+}
 
 /// The cloud's misbehaviour, all seeded. The default is a well-behaved cloud with the
 /// usual boot delay and, with processes, a 64-vCPU quota.
@@ -195,6 +245,24 @@ mod tests {
         f.validate().unwrap();
         let one: Faults = toml::from_str("boot_delay = \"2s\"").unwrap();
         assert_eq!(one.boot_delay, Some((Duration::from_secs(2), Duration::from_secs(2))));
+    }
+
+    #[test]
+    fn section_from_toml_with_defaults() {
+        let s: SimulatorSection =
+            toml::from_str("state_dir = \"/tmp/x\"\nseed = 7\n[faults]\nthrottle = true\n").unwrap();
+        assert_eq!(s.state_dir(), PathBuf::from("/tmp/x"));
+        assert!(s.faults.as_ref().unwrap().throttle);
+        s.builder().unwrap();
+        let e = toml::from_str::<SimulatorSection>("stat_dir = \"x\"").unwrap_err();
+        assert!(e.message().contains("unknown field `stat_dir`"), "{e}");
+        let bad: SimulatorSection = toml::from_str("[faults]\norphan_volume_rate = 2.0\n").unwrap();
+        assert_eq!(bad.validate().unwrap_err().kind(), herd_core::ErrorKind::ConfigInvalid);
+        assert!(bad.builder().is_err());
+        for (var, key) in SimulatorSection::ENV {
+            assert!(var.starts_with("HERD_SIM_"), "{var}");
+            toml::from_str::<SimulatorSection>(&format!("{key} = \"x\"")).unwrap();
+        }
     }
 
     #[test]

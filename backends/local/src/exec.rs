@@ -1,23 +1,22 @@
 //! The control plane's side of `exec` (one SSH session): drop a request into the VM's
 //! `exec/<name>/` directory, let the agent run it in the instance's volume under the
-//! instance's CPU limits, and wait for its result file.
+//! instance's CPU limits, and wait for its result file (the files are `wire`'s).
 //!
-//! Request and result are small JSON files written atomically, so either side may be
-//! restarted without reading half a message.
+//! It needs the state and the clock only, passed in by the provider: this module does
+//! not know the provider, and the agent does not know this module.
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herd_core::{Error, ErrorKind, ExecOutput, ExecRequest, Result};
-use serde::{Deserialize, Serialize};
+use herd_core::{Error, ErrorKind, ExecOutput, ExecRequest, Result, SharedClock};
 
 use crate::error;
-use crate::provider::LocalProvider;
-use crate::store::{self, Row};
+use crate::store::{self, Row, Store};
 use crate::vm::{self, VmDir};
+use crate::wire::{request_file, result_file, stderr_file, stdout_file, ExecResult, ExecSpec};
 
 /// How often the provider looks for the result: an eighth of the time waited so far,
 /// within these bounds, so a short command is seen within about 1 ms of its end and a
@@ -26,36 +25,6 @@ const POLL_FIRST: Duration = Duration::from_millis(1);
 const POLL_MAX: Duration = Duration::from_millis(15);
 /// How long past its own timeout an exec may go unanswered before herd gives up on the agent.
 const AGENT_GRACE: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ExecSpec {
-    pub command: String,
-    pub env: Vec<(String, String)>,
-    pub timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ExecResult {
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    /// Measured by the agent from spawn to exit, so polling never inflates it.
-    pub wall_ns: u64,
-    pub timed_out: bool,
-}
-
-/// File names inside one request's directory.
-pub(crate) fn request_file(dir: &Path) -> PathBuf {
-    dir.join("request.json")
-}
-pub(crate) fn result_file(dir: &Path) -> PathBuf {
-    dir.join("result.json")
-}
-pub(crate) fn stdout_file(dir: &Path) -> PathBuf {
-    dir.join("stdout")
-}
-pub(crate) fn stderr_file(dir: &Path) -> PathBuf {
-    dir.join("stderr")
-}
 
 /// A fresh request directory, named so that names sort in submission order and never
 /// repeat (an agent remembers the names it has run): nanoseconds, pid, counter.
@@ -78,7 +47,13 @@ fn new_request_dir(vm: &VmDir) -> io::Result<PathBuf> {
     }
 }
 
-pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequest) -> Result<ExecOutput> {
+pub(crate) async fn run(
+    state: &Store,
+    clock: &SharedClock,
+    vm: &VmDir,
+    row: &Row,
+    req: &ExecRequest,
+) -> Result<ExecOutput> {
     let pid = row.pid.filter(|pid| vm::agent_alive(*pid, &row.id)).ok_or_else(|| {
         Error::unexpected(format!("the agent of {} is not running", row.id))
             .with_hint("the instance's host process died; terminate it (`herd down`) and launch another")
@@ -89,9 +64,9 @@ pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequ
         env: req.env.clone(),
         timeout_ms: req.timeout.map(|t| t.as_millis() as u64),
     };
-    let now = p.clock_ms();
+    let now = clock.now().timestamp_millis();
     // A command is activity, before the agent even sees it.
-    p.store().write(|tx| store::touch(tx, &row.id, now, None))?;
+    state.write(|tx| store::touch(tx, &row.id, now, None))?;
     vm::write_atomic(&request_file(&dir), &serde_json::to_vec(&spec).expect("serialize"))
         .map_err(|e| error::io(e, "cannot write the exec request", &dir))?;
     vm::poke(vm);
@@ -107,7 +82,7 @@ pub(crate) async fn run(p: &LocalProvider, vm: &VmDir, row: &Row, req: &ExecRequ
         polls += 1;
         if polls >= 20 {
             polls = 0;
-            let r = p.store().read(|c| store::get(c, &row.id))?;
+            let r = state.read(|c| store::get(c, &row.id))?;
             if let Some(reason) = r.as_ref().and_then(|r| r.ended_at.map(|_| r.state_reason.clone())) {
                 let _ = fs::remove_dir_all(&dir);
                 return Err(Error::new(
@@ -159,7 +134,12 @@ pub const VIRTUAL_WORK_ENV: &str = "HERD_VIRTUAL_WORK";
 /// itself is not run. A timeout shorter than that ends it as timed out at the timeout;
 /// an instance that ends meanwhile (deadline, spot interruption) fails it with
 /// `Conflict`, as in process mode.
-pub(crate) async fn virtual_run(p: &LocalProvider, row: &Row, req: &ExecRequest) -> Result<ExecOutput> {
+pub(crate) async fn virtual_run(
+    state: &Store,
+    clock: &SharedClock,
+    row: &Row,
+    req: &ExecRequest,
+) -> Result<ExecOutput> {
     let work = req
         .env
         .iter()
@@ -179,11 +159,11 @@ pub(crate) async fn virtual_run(p: &LocalProvider, row: &Row, req: &ExecRequest)
         Some(t) if t < need => (t, true),
         _ => (need, false),
     };
-    let start = p.clock_ms();
-    p.store().write(|tx| store::touch(tx, &row.id, start, None))?;
-    p.clock().sleep(wall).await;
-    let now = p.clock_ms();
-    let after = p.store().write(|tx| {
+    let start = clock.now().timestamp_millis();
+    state.write(|tx| store::touch(tx, &row.id, start, None))?;
+    clock.sleep(wall).await;
+    let now = clock.now().timestamp_millis();
+    let after = state.write(|tx| {
         store::settle(tx, now)?;
         store::get(tx, &row.id)
     })?;
@@ -197,7 +177,7 @@ pub(crate) async fn virtual_run(p: &LocalProvider, row: &Row, req: &ExecRequest)
             ),
         ));
     }
-    p.store().write(|tx| store::touch(tx, &row.id, now, None))?;
+    state.write(|tx| store::touch(tx, &row.id, now, None))?;
     let stdout = if timed_out {
         String::new()
     } else {

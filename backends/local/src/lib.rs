@@ -8,19 +8,21 @@ mod buckets;
 mod config;
 mod error;
 mod exec;
+mod host;
 mod lifecycle;
 mod pricing;
 mod provider;
 mod reconcile;
 mod store;
 mod vm;
+mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use herd_core::{SharedClock, SystemClock, VirtualClock};
 
-pub use config::{AgentCommand, Faults};
+pub use config::{AgentCommand, Faults, SimulatorSection};
 pub use pricing::{local_catalog, resources, Resources};
 pub use provider::{LocalProvider, DEFAULT_REGION};
 

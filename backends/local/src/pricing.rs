@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 const PRICE_LIST: &str = include_str!("../../../catalog/local.toml");
 
+/// The region a request without one goes to.
+pub const DEFAULT_REGION: &str = "local-east-1";
+
 /// Shown as the CPU vendor of every simulated type.
 pub const CPU_VENDOR: &str = "herd-sim";
 

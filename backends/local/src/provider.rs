@@ -3,7 +3,7 @@
 //! reconciles rows with their processes (`reconcile`) and settles the lazy timers
 //! (deadline, spot interruption, idle) before doing anything.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herd_core::clock::between;
+use herd_core::plumbing::{check_owned, in_order, ZoneFallback};
 use herd_core::{
     tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
     Instance, LaunchRequest, Leftover, ListRequest, Money, Provider, ProviderInfo, PurchaseOption, ReapResult, Result,
@@ -22,6 +23,7 @@ use crate::buckets::{self, BucketSpec};
 use crate::config::{AgentCommand, Faults};
 use crate::error::{self, Fault};
 use crate::exec;
+use crate::host;
 use crate::lifecycle::reason;
 use crate::pricing::{self, Resources};
 use crate::reconcile;
@@ -29,8 +31,7 @@ use crate::store::{self, Row, Store};
 use crate::vm::{self, AgentPid, VmDir, VmRecord, VmSpec};
 use crate::LocalBuilder;
 
-/// The region a request without one goes to.
-pub const DEFAULT_REGION: &str = "local-east-1";
+pub use crate::pricing::DEFAULT_REGION;
 
 /// Size of every instance's root volume: 8 GiB, the default root volume of Amazon
 /// Linux AMIs, so leftovers are priced like a typical forgotten EBS volume.
@@ -163,38 +164,12 @@ impl LocalProvider {
     }
 
     /// Refuses (before any effect) to terminate instances that are not this provider's
-    /// owner's, reading the owner from each instance's own tags.
+    /// owner's, reading the owner from each instance's own tags (core's check).
     fn check_owner(&self, rows: &[Row]) -> Result<()> {
         let Some(me) = &self.owner else { return Ok(()) };
-        let foreign: Vec<String> = rows
-            .iter()
-            .filter(|r| r.tags.get(tags::OWNER) != Some(me))
-            .map(|r| match r.tags.get(tags::OWNER) {
-                Some(o) => format!("{} belongs to `{o}`", r.id),
-                None => format!("{} has no {} tag", r.id, tags::OWNER),
-            })
-            .collect();
-        if foreign.is_empty() {
-            return Ok(());
-        }
-        let shown = foreign.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-        let more = foreign.len().saturating_sub(5);
-        Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "not terminating instances that are not owned by `{me}`: {shown}{}",
-                if more > 0 {
-                    format!(" (and {more} more)")
-                } else {
-                    String::new()
-                }
-            ),
-        )
-        .with_hint(format!(
-            "only instances tagged {}={me} are yours to stop; `herd ls` lists them",
-            tags::OWNER
-        )))
+        check_owned("instance", me, rows.iter().map(|r| (r.id.as_str(), &r.tags)))
     }
+
     /// Calls that reached the simulated API (after the Launcher's checks), failed ones
     /// included. Tests use it to prove "refused before any API call".
     pub fn api_calls(&self) -> u64 {
@@ -357,12 +332,9 @@ impl LocalProvider {
                 req.deadline
             )));
         }
-        // Frozen at launch: the price herd quoted and tagged, else the request's.
-        let price = req
-            .tags
-            .get(tags::PRICE)
-            .and_then(|m| m.parse::<i64>().ok())
-            .map(Money::from_micros)
+        // Frozen at launch: the price herd quoted and tagged (core reads it), else the request's.
+        let price = tags::HerdFields::decode(&req.tags)
+            .price
             .or(match purchase {
                 PurchaseOption::Spot => req.spot_price,
                 PurchaseOption::OnDemand => None,
@@ -395,23 +367,39 @@ impl LocalProvider {
             }
             return Ok(Ok((store::rows_by_ids(tx, &ids)?, false)));
         }
+        // Core's zone fallback: the zones in order, those without capacity skipped.
+        let mut fallback = ZoneFallback::new(&req.region, &req.instance_type, req.zone.as_deref());
         let mut zone = None;
         for z in &plan.zones {
             let fits = match self.faults.capacity.get(z) {
                 None => true,
                 Some(&cap) => store::live_in_zone(tx, z)? + req.count <= cap,
             };
-            if fits {
-                zone = Some(z.clone());
-                break;
+            let placed = if fits {
+                Ok(z.clone())
+            } else {
+                Err(Fault::Capacity {
+                    instance_type: req.instance_type.clone(),
+                    zones: vec![z.clone()],
+                }
+                .into())
+            };
+            match fallback.attempt(Some(z), placed) {
+                Ok(Some(z)) => {
+                    zone = Some(z);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
             }
         }
         let Some(zone) = zone else {
-            return Ok(Err(Fault::Capacity {
+            // EC2's wording names every zone; the fallback adds what was tried.
+            let all = Fault::Capacity {
                 instance_type: req.instance_type.clone(),
-                zones: plan.zones.clone(),
-            }
-            .into()));
+                zones: fallback.misses().to_vec(),
+            };
+            return Ok(Err(fallback.exhausted_as(Some(all.into()))));
         };
         let asked = req.count * plan.resources.vcpus;
         if let Some(limit) = self.vcpu_quota() {
@@ -519,7 +507,7 @@ impl LocalProvider {
                     volume_gib: r.volume_gib,
                 }),
             };
-            match vm::start(agent, &spec) {
+            match host::start(agent, &spec) {
                 Ok(pid) => {
                     self.store.write(|tx| store::set_agent(tx, &r.id, pid))?;
                     r.pid = Some(pid);
@@ -778,18 +766,15 @@ impl Provider for LocalProvider {
         })?;
         self.after_settle(&ended);
         self.tear_down(&ended_now).await?;
-        let mut done: HashSet<&str> = ended_now.iter().map(|r| r.id.as_str()).collect();
-        let results = ids
+        // Every id answered, in the order asked (core's rule): ended now, or already gone.
+        let mut settled: HashMap<String, TerminateOutcome> = ids
             .iter()
-            .map(|id| {
-                let outcome = if done.remove(id.as_str()) {
-                    TerminateOutcome::Terminated
-                } else {
-                    TerminateOutcome::AlreadyGone
-                };
-                TerminateResult::new(id.clone(), outcome)
-            })
+            .map(|id| (id.clone(), TerminateOutcome::AlreadyGone))
             .collect();
+        for r in &ended_now {
+            settled.insert(r.id.clone(), TerminateOutcome::Terminated);
+        }
+        let results = in_order(ids, &settled)?;
         self.finish(api, t)?;
         Ok(results)
     }
@@ -952,22 +937,10 @@ impl Provider for LocalProvider {
             break r;
         };
         if self.virtual_exec {
-            return exec::virtual_run(self, &row, req).await;
+            return exec::virtual_run(&self.store, &self.clock, &row, req).await;
         }
         let dir = self.vm_dir(id).expect("process mode has a state dir");
-        exec::run(self, &dir, &row, req).await
-    }
-}
-
-impl LocalProvider {
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-    pub(crate) fn clock_ms(&self) -> i64 {
-        self.now_ms()
-    }
-    pub(crate) fn clock(&self) -> &SharedClock {
-        &self.clock
+        exec::run(&self.store, &self.clock, &dir, &row, req).await
     }
 }
 

@@ -33,13 +33,10 @@
 
 use std::path::Path;
 
-use herd_core::{Cloud, Money, PurchaseOption, Tags};
 use rusqlite::Transaction;
 
 use crate::lifecycle::reason;
-use crate::pricing;
-use crate::provider::DEFAULT_REGION;
-use crate::store::{self, Row};
+use crate::store::{self, row_from_spec, Row};
 use crate::vm::{self, VmDir, VmSpec};
 
 /// Ends the live process rows whose agent is gone; returns them, ended.
@@ -155,58 +152,4 @@ pub(crate) fn adopt(tx: &Transaction<'_>, state_dir: &Path, now: i64) -> rusqlit
         store::insert(tx, &row)?;
     }
     Ok(out)
-}
-
-/// The row a VM's spec describes. Specs written before the record was kept rebuild with
-/// the default region, no tags and the catalog's on-demand price. Also used by an agent
-/// that finds its row missing.
-pub(crate) fn row_from_spec(spec: &VmSpec, now: i64) -> Row {
-    let rec = spec.record.clone();
-    let price = rec
-        .as_ref()
-        .and_then(|r| Money::parse_usd(&r.hourly_price).ok())
-        .or_else(|| {
-            pricing::local_catalog()
-                .offer(
-                    Cloud::Local,
-                    &spec.instance_type,
-                    DEFAULT_REGION,
-                    PurchaseOption::OnDemand,
-                )
-                .and_then(|o| o.hourly)
-        })
-        .unwrap_or_default();
-    Row {
-        seq: 0,
-        id: spec.id.clone(),
-        region: rec.as_ref().map_or_else(|| DEFAULT_REGION.into(), |r| r.region.clone()),
-        zone: rec.as_ref().map_or_else(|| "unknown".into(), |r| r.zone.clone()),
-        instance_type: spec.instance_type.clone(),
-        vcpus: spec.vcpus,
-        purchase: rec.as_ref().map_or(PurchaseOption::OnDemand, |r| r.purchase),
-        launch_id: rec.as_ref().map_or_else(|| "unknown".into(), |r| r.launch_id.clone()),
-        tags: rec.as_ref().map_or_else(Tags::new, |r| r.tags.clone()),
-        hourly_price: price,
-        launched_at: spec.launched_at,
-        ready_at: spec.ready_at,
-        deadline: spec.deadline,
-        keepalive_ms: spec.keepalive_ms,
-        interrupt_at: spec.interrupt_at,
-        // Whether it was busy is unknown: its idle clock restarts now rather than end
-        // a running workload (the agent reports busy again at once).
-        last_activity: spec.ready_at.max(now),
-        busy: false,
-        ended_at: None,
-        state_reason: None,
-        process: true,
-        pid: None,
-        cpu_mechanism: None,
-        volume_id: rec.as_ref().map_or_else(
-            || format!("vol-{}", spec.id.trim_start_matches("i-")),
-            |r| r.volume_id.clone(),
-        ),
-        volume_gib: rec.as_ref().map_or(8, |r| r.volume_gib),
-        volume_deleted_at: None,
-        volume_orphaned: false,
-    }
 }

@@ -1,19 +1,17 @@
-//! A process instance on disk: its directory under `<state_dir>/vms/<id>/`, the spec the
-//! agent runs from, how the agent is started (detached, so it outlives the CLI, with a
-//! clean environment so it never holds the CLI's credentials), and the few
-//! process-control calls the control plane needs, each checking a process's identity
-//! rather than trusting a bare pid.
+//! A process instance on disk, shared by the control plane and the agent: its directory
+//! under `<state_dir>/vms/<id>/`, the spec the agent runs from, the pid, heartbeat and
+//! ended files, the clean environment (so neither the agent nor the user's commands ever
+//! hold the CLI's credentials), and the few process-control calls both sides need, each
+//! checking a process's identity rather than trusting a bare pid. Starting the agent
+//! (detached, so it outlives the CLI) is the control plane's, in `host.rs`.
 
 use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use herd_core::{PurchaseOption, Tags};
 use serde::{Deserialize, Serialize};
-
-use crate::config::AgentCommand;
 
 /// The layout of one VM directory.
 #[derive(Debug, Clone)]
@@ -295,57 +293,6 @@ pub(crate) fn poke(dir: &VmDir) {
         let _ = f.write(&[1]);
     }
 }
-
-/// Creates the VM directory and starts its agent in a new session, stdio to
-/// `agent.log`. Returns the agent's pid (also its process group and session id).
-pub(crate) fn start(agent: &AgentCommand, spec: &VmSpec) -> io::Result<i32> {
-    let dir = VmDir::new(&spec.state_dir, &spec.id);
-    private_dir(&dir.root)?;
-    private_dir(&dir.disk())?;
-    private_dir(&dir.exec())?;
-    write_atomic(&dir.spec(), &serde_json::to_vec_pretty(spec).map_err(io::Error::other)?)?;
-    let log = private_file_options().append(true).open(dir.agent_log())?;
-    let mut cmd = Command::new(&agent.program);
-    // A cleared environment: the CLI's credentials never reach the agent, nor through
-    // it the user's commands.
-    cmd.env_clear()
-        .envs(clean_env(&dir.root))
-        .args(&agent.args)
-        .arg("run")
-        .arg(&dir.root)
-        .current_dir(&dir.root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    detach(&mut cmd);
-    let mut child = cmd.spawn()?;
-    let pid = child.id() as i32;
-    // The agent is our child until we exit: reap it when it ends so it never lingers as
-    // a zombie (then it is gone for everyone probing its pid).
-    std::thread::Builder::new()
-        .name(format!("reap-{}", spec.id))
-        .spawn(move || {
-            let _ = child.wait();
-        })?;
-    Ok(pid)
-}
-
-#[cfg(unix)]
-fn detach(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(unix))]
-fn detach(_cmd: &mut Command) {}
 
 /// Whether a process exists and is not a zombie.
 pub(crate) fn alive(pid: i32) -> bool {

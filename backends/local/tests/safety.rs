@@ -559,13 +559,16 @@ async fn terminate_refuses_another_owners_instances() {
         .unwrap();
     let e = ann.terminate(&[mine.clone(), bobs.clone()]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
-    assert!(e.message().contains(&format!("{bobs} belongs to `bob`")), "{e}");
+    assert!(
+        e.message().contains(&format!("{bobs} belongs to herd owner `bob`")),
+        "{e}"
+    );
     assert!(e.message().contains("ann-example-com"), "names who we are: {e}");
     assert!(!e.message().contains(&mine), "{e}");
     assert!(e.hint().is_some());
     let e = ann.terminate(std::slice::from_ref(&untagged)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied);
-    assert!(e.message().contains("has no herd-owner tag"), "{e}");
+    assert!(e.message().contains("has no herd tags"), "{e}");
     // Refused before any effect: nothing was terminated, not even the caller's own.
     assert!(all(&ann).await.iter().all(|i| i.state != InstanceState::Terminated));
     let t = ann.terminate(std::slice::from_ref(&mine)).await.unwrap();

@@ -23,7 +23,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         return completions::run(a);
     }
     let mut overrides = overrides(global.config.clone(), &command);
-    overrides.profile = global.profile.clone();
+    overrides.sections = crate::registry::section_flags(&global, printer);
     let settings = Settings::load(&overrides)?;
     let ctx = Context::new(settings, printer.clone(), global.verbose);
     if ctx.verbose {

@@ -68,7 +68,14 @@ impl ZoneFallback {
     }
 
     /// The error once every zone was tried: the last capacity error, with what was tried.
-    pub fn exhausted(self) -> Error {
+    pub fn exhausted(mut self) -> Error {
+        let last = self.last.take();
+        self.exhausted_as(last)
+    }
+
+    /// [`Self::exhausted`] with the backend's own wording of the refusal (the simulator
+    /// names every zone, as EC2's message would); `None`: a generic one.
+    pub fn exhausted_as(self, e: Option<Error>) -> Error {
         let tried = if self.misses.is_empty() {
             String::new()
         } else {
@@ -78,7 +85,7 @@ impl ZoneFallback {
             "no zone of {} has capacity for {} now{tried}; try another region or type",
             self.region, self.instance_type
         );
-        match self.last {
+        match e {
             Some(e) => e.with_hint(hint),
             None => Error::new(
                 ErrorKind::InsufficientCapacity,

@@ -15,10 +15,10 @@ use super::cpu::{CpuLimit, Preference};
 use super::log;
 use super::wake::Wake;
 use super::workload::{self, Kind, Launch, Outcome, Workload};
-use crate::exec::{self, ExecResult, ExecSpec};
 use crate::lifecycle::{reason, Timers};
 use crate::store::{self, Store};
 use crate::vm::{self, VmDir, VmSpec};
+use crate::wire::{self, ExecResult, ExecSpec};
 
 const TICK: Duration = Duration::from_millis(100);
 /// How often the heartbeat file's modification time is refreshed: the precision of
@@ -254,7 +254,7 @@ impl Supervisor {
             log("my row is missing from the control plane's state and my spec cannot rebuild it: stopping");
             return false;
         }
-        let mut row = crate::reconcile::row_from_spec(&self.spec, now_ms());
+        let mut row = store::row_from_spec(&self.spec, now_ms());
         row.pid = Some(std::process::id() as i32);
         row.cpu_mechanism = Some(self.cpu.mechanism.to_string());
         let id = self.spec.id.clone();
@@ -460,14 +460,14 @@ impl Supervisor {
         names.sort();
         for name in names {
             let dir = self.vm.exec().join(&name);
-            let Ok(bytes) = fs::read(exec::request_file(&dir)) else {
+            let Ok(bytes) = fs::read(wire::request_file(&dir)) else {
                 continue; // not written yet
             };
             self.seen_execs.insert(name.clone());
-            if exec::result_file(&dir).exists() {
+            if wire::result_file(&dir).exists() {
                 continue;
             }
-            let result_path = exec::result_file(&dir);
+            let result_path = wire::result_file(&dir);
             let req: ExecSpec = match serde_json::from_slice(&bytes) {
                 Ok(r) => r,
                 Err(e) => {
@@ -476,8 +476,8 @@ impl Supervisor {
                     continue;
                 }
             };
-            let files = create_private(&exec::stdout_file(&dir))
-                .and_then(|o| Ok((o, create_private(&exec::stderr_file(&dir))?)));
+            let files = create_private(&wire::stdout_file(&dir))
+                .and_then(|o| Ok((o, create_private(&wire::stderr_file(&dir))?)));
             let (out, err) = match files {
                 Ok(f) => f,
                 Err(e) => {

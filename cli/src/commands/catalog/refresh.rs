@@ -1,9 +1,9 @@
 //! `herd catalog refresh [--cloud ...] [--region GLOB]`: today's prices from each cloud's
 //! public price source, merged into the user's price overlay (one file per cloud), which
-//! wins over the bundled catalog from then on.
+//! wins over the bundled catalog from then on. Live spot prices come from the backend
+//! through the registry (`registry::spot_prices`); this file builds no provider.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use chrono::{NaiveDate, Utc};
 use herd_catalog::refresh::{self, GcpAuth, Http, Refreshed, SpotPrices};
@@ -63,23 +63,27 @@ pub fn run(ctx: &Context, a: &RefreshArgs) -> anyhow::Result<()> {
         };
         let result: Result<Refreshed> = match cloud {
             Cloud::Aws => {
-                let spot = aws_credentials_configured(ctx).then(|| Ec2Spot {
-                    ctx,
-                    provider: crate::registry::aws(&ctx.settings),
-                    failed: RefCell::new(None),
-                });
+                // Spot prices are signed calls: the backend's, through the registry.
+                let spot = match crate::registry::spot_prices(cloud, &ctx.settings) {
+                    Some(Ok(source)) => Ok(FirstFailure {
+                        source,
+                        failed: RefCell::new(None),
+                    }),
+                    Some(Err(why)) => Err(why),
+                    None => Err(format!("herd was built without the {cloud} backend")),
+                };
                 let r = refresh::aws(
                     &http,
                     endpoints,
                     &a.region,
                     bundled(cloud),
-                    spot.as_ref().map(|s| s as &dyn SpotPrices),
+                    spot.as_ref().ok().map(|s| s as &dyn SpotPrices),
                     today,
                     &mut progress,
                 );
                 let why_not = match &spot {
-                    None => Some("no AWS credentials are configured".to_string()),
-                    Some(s) => s.failed.borrow().as_ref().map(|e| e.message().to_string()),
+                    Err(why) => Some(why.clone()),
+                    Ok(s) => s.failed.borrow().as_ref().map(|e| e.message().to_string()),
                 };
                 if let Some(why) = why_not {
                     ctx.printer.warn(format!(
@@ -147,65 +151,26 @@ pub fn run(ctx: &Context, a: &RefreshArgs) -> anyhow::Result<()> {
         .into())
 }
 
-/// EC2 spot prices through the AWS backend (signed DescribeSpotPriceHistory): per type,
-/// the cheapest zone's latest price. The first failure (no credentials, no permission)
-/// is kept and reported once; the on-demand refresh goes on without spot prices.
-struct Ec2Spot<'a> {
-    ctx: &'a Context,
-    provider: herd_aws::AwsProvider,
+/// A backend's spot prices, with its first failure (no credentials, no permission) kept
+/// and reported once: the on-demand refresh goes on without spot prices.
+struct FirstFailure {
+    source: Box<dyn SpotPrices>,
     failed: RefCell<Option<Error>>,
 }
 
-impl SpotPrices for Ec2Spot<'_> {
+impl SpotPrices for FirstFailure {
     fn spot_prices(&self, region: &str) -> Result<Vec<(String, Decimal)>> {
         if self.failed.borrow().is_some() {
             return Ok(Vec::new());
         }
-        let got = self
-            .ctx
-            .block_on(self.provider.spot_prices(region, &[]))
-            .and_then(|r| r);
-        match got {
-            Ok(prices) => Ok(cheapest_per_type(
-                prices.into_iter().map(|p| (p.instance_type, p.hourly.amount)),
-            )),
+        match self.source.spot_prices(region) {
+            Ok(prices) => Ok(prices),
             Err(e) => {
                 *self.failed.borrow_mut() = Some(e);
                 Ok(Vec::new())
             }
         }
     }
-}
-
-/// Per type, the lowest of its zones' prices.
-fn cheapest_per_type(prices: impl IntoIterator<Item = (String, Decimal)>) -> Vec<(String, Decimal)> {
-    let mut best: BTreeMap<String, Decimal> = BTreeMap::new();
-    for (t, p) in prices {
-        best.entry(t).and_modify(|b| *b = (*b).min(p)).or_insert(p);
-    }
-    best.into_iter().collect()
-}
-
-/// Whether asking EC2 is worth a try: an emulator, a profile, or credentials in the
-/// environment or in ~/.aws. Without any, the SDK would spend seconds probing for
-/// instance metadata before failing.
-fn aws_credentials_configured(ctx: &Context) -> bool {
-    let env = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    ctx.settings.aws.endpoint.is_some()
-        || ctx.settings.aws.profile.is_some()
-        || [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_PROFILE",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_ENDPOINT_URL",
-        ]
-        .iter()
-        .any(|k| env(k))
-        || std::env::var_os("HOME")
-            .map(std::path::PathBuf::from)
-            .is_some_and(|h| h.join(".aws/credentials").is_file() || h.join(".aws/config").is_file())
 }
 
 /// Merges the refreshed prices over the existing overlay (a region-scoped refresh keeps
@@ -236,18 +201,27 @@ fn save(dir: &std::path::Path, r: Refreshed) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    struct Failing(Rc<Cell<u32>>);
+    impl SpotPrices for Failing {
+        fn spot_prices(&self, _: &str) -> Result<Vec<(String, Decimal)>> {
+            self.0.set(self.0.get() + 1);
+            Err(Error::config("no credentials"))
+        }
+    }
 
     #[test]
-    fn spot_keeps_the_cheapest_zone() {
-        let d = |s: &str| s.parse::<Decimal>().unwrap();
-        let got = cheapest_per_type([
-            ("c7g.large".to_string(), d("0.031")),
-            ("c7g.large".to_string(), d("0.029")),
-            ("m5.large".to_string(), d("0.04")),
-        ]);
-        assert_eq!(
-            got,
-            vec![("c7g.large".into(), d("0.029")), ("m5.large".into(), d("0.04"))]
-        );
+    fn the_first_spot_failure_is_kept_and_not_retried_per_region() {
+        let calls = Rc::new(Cell::new(0));
+        let f = FirstFailure {
+            source: Box::new(Failing(calls.clone())),
+            failed: RefCell::new(None),
+        };
+        assert!(f.spot_prices("us-east-1").unwrap().is_empty());
+        assert!(f.spot_prices("us-west-2").unwrap().is_empty());
+        assert_eq!(calls.get(), 1, "one failing call, not one per region");
+        assert_eq!(f.failed.borrow().as_ref().unwrap().message(), "no credentials");
     }
 }
