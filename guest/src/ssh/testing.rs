@@ -70,7 +70,12 @@ fn free_port() -> Result<u16, String> {
 impl Sshd {
     /// Starts one on a free port. Errors say what is missing (`sshd`: install it).
     pub fn start() -> Result<Sshd, String> {
-        let mut s = Sshd::prepare()?;
+        Sshd::start_as(None, &[])
+    }
+
+    /// [`Sshd::prepare_as`], then running.
+    pub fn start_as(host: Option<HostKeyPair>, authorized: &[String]) -> Result<Sshd, String> {
+        let mut s = Sshd::prepare_as(host, authorized)?;
         // The port was free a moment ago; a concurrent test may take it in between,
         // so a failed start tries another one.
         let mut last = String::new();
@@ -87,6 +92,13 @@ impl Sshd {
     /// Keys, config and a port chosen, not yet running ([`Sshd::run`] starts it): a
     /// test can connect first, as herd does to a VM that is still booting.
     pub fn prepare() -> Result<Sshd, String> {
+        Sshd::prepare_as(None, &[])
+    }
+
+    /// Like [`Sshd::prepare`], standing in for a VM herd launched: serving `host` (the
+    /// pair herd generated for the launch, installed as the boot script would) and
+    /// admitting `authorized` public keys (the owner's) beside the test's own client key.
+    pub fn prepare_as(host: Option<HostKeyPair>, authorized: &[String]) -> Result<Sshd, String> {
         if !Path::new(SSHD).exists() {
             return Err(format!("{SSHD} is missing: install it: {INSTALL}"));
         }
@@ -103,7 +115,10 @@ impl Sshd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let io = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", dir.display());
-        let host = HostKeyPair::generate().map_err(|e| e.to_string())?;
+        let host = match host {
+            Some(h) => h,
+            None => HostKeyPair::generate().map_err(|e| e.to_string())?,
+        };
         let s = Sshd {
             child: None,
             dir: dir.clone(),
@@ -118,8 +133,12 @@ impl Sshd {
         let pem = client.to_openssh(ssh_key::LineEnding::LF).map_err(|e| e.to_string())?;
         write_private(&dir.join("client_ed25519"), &pem).map_err(|e| io("write the client key", e))?;
         let public = client.public_key().to_openssh().map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("authorized_keys"), format!("{public} herd-test\n"))
-            .map_err(|e| io("write authorized_keys", e))?;
+        let mut keys = format!("{public} herd-test\n");
+        for k in authorized {
+            keys.push_str(k.trim());
+            keys.push('\n');
+        }
+        std::fs::write(dir.join("authorized_keys"), keys).map_err(|e| io("write authorized_keys", e))?;
         Ok(s)
     }
 
