@@ -208,6 +208,11 @@ impl AwsConfig {
         self.endpoint = Some(e.into());
         self
     }
+    /// The SSH login herd uses on instances.
+    pub fn ssh_user(mut self, u: impl Into<String>) -> Self {
+        self.ssh_user = u.into();
+        self
+    }
     pub fn ssh_cidr(mut self, c: impl Into<String>) -> Self {
         self.ssh_cidr = Some(c.into());
         self

@@ -529,6 +529,15 @@ impl Provider for AwsProvider {
 
     async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
         let inst = self.instance(id).await?;
+        if inst.state != herd_core::InstanceState::Running {
+            // An open session from before must not outlive the instance's end.
+            self.sessions.drop_session(id).await;
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("instance {id} is {}, not running", inst.state),
+            )
+            .with_hint("wait for it (`herd ls`) or launch another"));
+        }
         let cfg = self.config();
         let key = ClientKey::load(&crate::access::private_key_path(&cfg.key_dir, &cfg.owner))?;
         let session = self.sessions.get(&inst, &cfg.ssh_user, &key, &self.host_keys()).await?;

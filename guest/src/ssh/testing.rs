@@ -152,7 +152,21 @@ impl Sshd {
         let cfg = dir.join("sshd_config");
         std::fs::write(&cfg, config(&dir, self.port())).map_err(|e| io("write sshd_config", e))?;
         let log = std::fs::File::create(dir.join("sshd.log")).map_err(|e| io("create sshd.log", e))?;
-        let mut child = Command::new(SSHD)
+        let mut cmd = Command::new(SSHD);
+        // sshd ends with the thread that started it, even when a test process exits
+        // without dropping this (a fixture kept for the whole process).
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches only this child's state.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .arg("-D")
             .arg("-e")
             .arg("-f")
@@ -186,6 +200,28 @@ impl Sshd {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Becomes the VM of a new launch on the same address: stops, then serves `host`
+    /// and admits `authorized` too, as that launch's boot script would set it up.
+    pub fn restart_as(&mut self, host: HostKeyPair, authorized: &[String]) -> Result<(), String> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let io = |what: &str, e: std::io::Error| format!("cannot {what}: {e}");
+        write_private(&self.dir.join("host_ed25519"), host.private_openssh())
+            .map_err(|e| io("write the host key", e))?;
+        let mut keys = std::fs::read_to_string(self.dir.join("authorized_keys")).unwrap_or_default();
+        for k in authorized {
+            if !keys.lines().any(|l| l.trim() == k.trim()) {
+                keys.push_str(k.trim());
+                keys.push('\n');
+            }
+        }
+        std::fs::write(self.dir.join("authorized_keys"), keys).map_err(|e| io("write authorized_keys", e))?;
+        self.host = host;
+        self.run()
     }
 
     /// The listening daemon's process id, while it runs (benchmarks read its CPU time).
