@@ -45,7 +45,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub aws_profile: Option<String>,
     /// Deprecated spelling of --aws-profile (it never applied to any other cloud).
-    #[arg(long, global = true, value_name = "NAME", hide = true, conflicts_with = "aws_profile")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        hide = true,
+        conflicts_with = "aws_profile"
+    )]
     pub profile: Option<String>,
 }
 
@@ -77,6 +83,14 @@ pub enum Command {
     /// Benchmark one workload across instance types, regions and markets; rank by work
     /// per dollar and time to result.
     Sweep(SweepArgs),
+    /// Run a command on instances over SSH (the simulator: its agent), all at once.
+    #[command(after_help = "Example: herd exec --cluster train -- nproc")]
+    Exec(ExecArgs),
+    /// Read the output of --setup and --command, captured on the instance.
+    Logs(LogsArgs),
+    /// Copy local files to instances (into the folder commands run in, or DEST).
+    #[command(after_help = "Example: herd cp run.sh data.csv --cluster train:inputs")]
+    Cp(CpArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -528,4 +542,58 @@ pub struct SweepReportArgs {
 pub struct SweepLsArgs {
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which instances a command runs on: ids, or every live instance of a cluster or launch.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Every live instance of this cluster.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Every live instance of this launch.
+    #[arg(long = "launch", value_name = "LAUNCH_ID")]
+    pub launch_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// An instance id (or use --cluster / --launch).
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Longest the command may run on each instance (e.g. 90s, 10m); then it is ended.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Files to copy into the command's folder first.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Exit codes and output tails as JSON instead of streamed lines.
+    #[arg(long)]
+    pub json: bool,
+    /// The command, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Keep printing as the logs grow (Ctrl-C ends).
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Local files, then the target last: ID[:DEST] (or only files, with --cluster/--launch).
+    #[arg(value_name = "LOCAL... TARGET", required = true)]
+    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Where on the instance with --cluster/--launch (default: the command folder).
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<String>,
 }

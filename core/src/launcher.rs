@@ -742,6 +742,21 @@ impl Launcher {
             .map_err(|e| self.ctx(e.with_context("instance", id.to_string()), Operation::Exec))
     }
 
+    /// [`Launcher::exec`] with the output streamed to `sink` as it arrives.
+    pub async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
+        if !self.capabilities().exec {
+            return Err(self.ctx(
+                Error::unsupported("this backend cannot run commands in instances"),
+                Operation::Exec,
+            ));
+        }
+        self.inner
+            .provider
+            .exec_streaming(id, req, sink)
+            .await
+            .map_err(|e| self.ctx(e.with_context("instance", id.to_string()), Operation::Exec))
+    }
+
     /// Polls until every id is running (or gone), or `timeout` passes.
     pub async fn wait_until_running(&self, ids: &[String], timeout: Duration) -> Result<Vec<Instance>> {
         let start = self.inner.clock.now();

@@ -77,4 +77,14 @@ pub trait Provider: Send + Sync + Debug {
     async fn exec(&self, _id: &str, _req: &ExecRequest) -> Result<ExecOutput> {
         Err(Error::unsupported("this backend cannot run commands in instances"))
     }
+
+    /// [`Provider::exec`] with its output handed to `sink` as it arrives (`herd exec`,
+    /// `herd logs -f`). The default runs `exec` and hands over the whole output at the
+    /// end, for backends whose channel returns it only then (the simulator's agent).
+    async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
+        let out = self.exec(id, req).await?;
+        sink(OutputStream::Stdout, out.stdout.as_bytes());
+        sink(OutputStream::Stderr, out.stderr.as_bytes());
+        Ok(out)
+    }
 }

@@ -404,6 +404,16 @@ impl ReapResult {
     }
 }
 
+/// Which output stream of a command bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a streaming exec hands output as it arrives.
+pub type OutputSink<'a> = &'a mut (dyn FnMut(OutputStream, &[u8]) + Send);
+
 /// A command to run inside an instance (like one SSH session).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

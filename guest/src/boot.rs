@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 
 use crate::busy;
 use crate::expiry::{DeleteRequest, Expiry, Part};
+use crate::ssh::HostKeyPair;
 
 /// A marker the request assertions look for, and the watchdog's file and log name.
 pub const WATCHDOG_MARKER: &str = "herd-watchdog";
@@ -46,6 +47,37 @@ pub struct Boot<'a> {
     pub expiry: &'a Expiry,
     pub setup: Option<&'a str>,
     pub command: Option<&'a str>,
+    /// The host key herd pinned for this launch, installed before anyone connects
+    /// (docs/decisions/0008-ssh-host-keys.md).
+    pub host_key: Option<&'a HostKeyPair>,
+    /// Who herd logs in as, with the owner's public key, added to that user's
+    /// `authorized_keys` (a cloud that injects the key itself gets it twice: harmless).
+    pub login: Option<Login<'a>>,
+}
+
+/// The SSH login herd uses: the image's user and the owner's public key.
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    pub user: &'a str,
+    pub public_key: &'a str,
+}
+
+impl Login<'_> {
+    /// Bash: the key appended to the user's `authorized_keys` unless already there.
+    fn script(&self) -> String {
+        let (u, k) = (sq(self.user), sq(self.public_key.trim()));
+        let mut s = String::from("# herd: the owner's key, for the login herd uses\n");
+        s.push_str(&format!("h=$(getent passwd {u} | cut -d: -f6)\n"));
+        s.push_str("if [ -n \"$h\" ]; then\n");
+        s.push_str("  mkdir -p \"$h/.ssh\" && chmod 700 \"$h/.ssh\"\n");
+        s.push_str(&format!(
+            "  grep -qxF {k} \"$h/.ssh/authorized_keys\" 2>/dev/null || echo {k} >> \"$h/.ssh/authorized_keys\"\n"
+        ));
+        s.push_str(&format!(
+            "  chmod 600 \"$h/.ssh/authorized_keys\"; chown -R {u}: \"$h/.ssh\" 2>/dev/null || true\nfi\n"
+        ));
+        s
+    }
 }
 
 /// `s` as one single-quoted shell word.
@@ -191,6 +223,12 @@ done
         s.push_str(&format!(
             "nohup \"$R/usr/local/sbin/{WATCHDOG_MARKER}\" >\"$R/{WATCHDOG_LOG}\" 2>&1 </dev/null &\n"
         ));
+        if let Some(k) = self.host_key {
+            s.push_str(&k.install_script());
+        }
+        if let Some(l) = &self.login {
+            s.push_str(&l.script());
+        }
         if let Some(setup) = self.setup {
             let d = delimiter("HERD_SETUP_EOF", setup);
             s.push_str(&format!("cat > \"$RUN/setup\" <<'{d}'\n{setup}\n{d}\n"));
@@ -288,6 +326,8 @@ mod tests {
             deadline: at(),
             keepalive: Some(Duration::from_secs(900)),
             expiry: &Expiry::PowerOff,
+            host_key: None,
+            login: None,
             setup: Some("pip install x"),
             command: Some("python train.py"),
         };
@@ -326,6 +366,8 @@ mod tests {
             deadline: at(),
             keepalive: None,
             expiry: &e,
+            host_key: None,
+            login: None,
             setup: None,
             command: None,
         };
@@ -342,6 +384,8 @@ mod tests {
             deadline: at(),
             keepalive: None,
             expiry: &Expiry::PowerOff,
+            host_key: None,
+            login: None,
             setup: Some("echo a\nHERD_SETUP_EOF\necho b"),
             command: None,
         };

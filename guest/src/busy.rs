@@ -38,8 +38,12 @@ pub fn hold(name: &str, command: &str) -> String {
         name
     };
     let marker = format!("\"${{HERD_GUEST_ROOT:-}}\"{}", sq(&format!("{DIR}/{name}")));
+    // `$$` (not `$BASHPID`): the login shell may be dash. The marker is best effort: a
+    // user who cannot write /run/herd still gets the command run, silently unmarked.
+    // TERM/INT/HUP end the shell through `exit`, so the EXIT trap removes the marker
+    // then too; after a KILL the pid is gone and the watchdog stops counting it.
     format!(
-        "mkdir -p \"${{HERD_GUEST_ROOT:-}}\"{dir} && echo \"$BASHPID\" > {marker} && trap {remove} EXIT\n{command}\n",
+        "{{ mkdir -p \"${{HERD_GUEST_ROOT:-}}\"{dir} && echo \"$$\" > {marker} && trap {remove} EXIT && trap 'exit 143' TERM && trap 'exit 130' INT && trap 'exit 129' HUP; }} 2>/dev/null\n{command}\n",
         dir = sq(DIR),
         remove = sq(&format!("rm -f -- {marker}")),
     )

@@ -214,6 +214,8 @@ impl Guest {
             deadline: DateTime::from_timestamp(deadline, 0).unwrap(),
             keepalive: Some(Duration::from_secs(keepalive)),
             expiry,
+            host_key: None,
+            login: None,
             setup: None,
             command: None,
         };
@@ -478,6 +480,8 @@ fn a_metadata_server_without_a_token_means_no_request_and_another_try() {
         deadline: DateTime::from_timestamp(S + 60, 0).unwrap(),
         keepalive: None,
         expiry: &gce_delete(),
+        host_key: None,
+        login: None,
         setup: None,
         command: None,
     };
@@ -501,6 +505,8 @@ fn the_boot_script_backstops_powers_off_and_captures_output() {
         deadline: DateTime::from_timestamp(deadline, 0).unwrap(),
         keepalive: None,
         expiry: &Expiry::PowerOff,
+        host_key: None,
+        login: None,
         setup: Some("echo set-up-ran"),
         command: Some("echo from-command; echo to-stderr >&2"),
     };
@@ -550,6 +556,8 @@ fn a_deleting_boot_script_never_shuts_down() {
         deadline: DateTime::from_timestamp(S + 90, 0).unwrap(),
         keepalive: Some(Duration::from_secs(3600)),
         expiry: &e,
+        host_key: None,
+        login: None,
         setup: None,
         command: Some("true"),
     };
@@ -578,4 +586,119 @@ fn a_held_marker_names_its_shell_while_the_command_runs_and_goes_with_it() {
     let pid: u32 = fs::read_to_string(&probe).unwrap().trim().parse().unwrap();
     assert!(pid > 0);
     assert!(!marker.exists(), "the marker is removed when the command ends");
+}
+
+/// Work run the way `herd exec` runs it (wrapped in `busy::hold`) keeps the VM alive
+/// past its keepalive, however long it runs: the real watchdog, with a 60 s keepalive
+/// on the fake clock, looks many times while the work runs (its sleeps advance the clock
+/// by up to a tick each) and powers off only a keepalive after the work ended.
+#[test]
+fn work_held_by_a_marker_outlives_the_keepalive_and_the_vm_ends_after_it() {
+    let g = Guest::new();
+    let keepalive = 60u64;
+    let release = g.work.join("release");
+    let held = g.work.join("work.sh");
+    let cmd = format!(
+        "while [ ! -f {r} ]; do /bin/sleep 0.02; done; echo done",
+        r = release.display()
+    );
+    fs::write(&held, herd_guest::busy::hold("exec-7", &cmd)).unwrap();
+    let mut work = g.command(&held).stdout(Stdio::null()).spawn().unwrap();
+    let marker = g.root.join("run/herd/busy.d/exec-7");
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the marker never appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let boot = Boot {
+        deadline: DateTime::from_timestamp(S + 10_000_000, 0).unwrap(),
+        keepalive: Some(Duration::from_secs(keepalive)),
+        expiry: &Expiry::PowerOff,
+        host_key: None,
+        login: None,
+        setup: None,
+        command: None,
+    };
+    let wd_path = g.work.join("watchdog.sh");
+    fs::write(&wd_path, boot.watchdog()).unwrap();
+    let mut wd = g
+        .command(&wd_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let clock = || -> i64 {
+        fs::read_to_string(g.state.join("clock"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(S)
+    };
+    // Let the watchdog's clock run well past the keepalive while the work holds.
+    while clock() < S + 20 * keepalive as i64 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the watchdog's clock stalled");
+        assert!(wd.try_wait().unwrap().is_none(), "the watchdog ended while work ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let calls = fs::read_to_string(g.state.join("calls")).unwrap();
+    assert!(!calls.contains("shutdown"), "powered off mid-work:\n{calls}");
+    let released_at = clock();
+    fs::write(&release, "").unwrap();
+    assert!(work.wait().unwrap().success());
+    assert!(!marker.exists(), "the marker goes with the work");
+    let status = loop {
+        if let Some(s) = wd.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "the watchdog never powered off");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    let calls = fs::read_to_string(g.state.join("calls")).unwrap();
+    let off: i64 = calls
+        .lines()
+        .find(|l| l.contains(" shutdown "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .expect("a power-off");
+    assert!(
+        off >= released_at,
+        "powered off at {off}, before the work ended at {released_at}"
+    );
+    assert!(
+        off > S + 20 * keepalive as i64,
+        "the work outlived the keepalive many times over"
+    );
+}
+
+/// TERM (herd's timeout, Ctrl-C) and INT end the held shell through its traps, so the
+/// marker goes then too; a KILLed holder leaves a file naming a dead pid, which the
+/// watchdog does not count (`a_marker_counts_from_its_mtime_and_a_dead_one_does_not_count`).
+#[test]
+fn a_signalled_holder_removes_its_marker() {
+    for sig in ["TERM", "INT", "HUP"] {
+        let g = Guest::new();
+        let held = g.work.join("work.sh");
+        fs::write(
+            &held,
+            herd_guest::busy::hold("exec-s", "while :; do /bin/sleep 0.02; done"),
+        )
+        .unwrap();
+        let mut work = g.command(&held).spawn().unwrap();
+        let marker = g.root.join("run/herd/busy.d/exec-s");
+        let t0 = Instant::now();
+        while !marker.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(work.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = work.wait().unwrap();
+        assert!(!status.success());
+        assert!(!marker.exists(), "SIG{sig} left the marker");
+    }
 }

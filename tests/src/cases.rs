@@ -707,6 +707,6 @@ pub async fn exec_runs_in_instance(f: &dyn Fixture) -> R {
     );
     cleanup(&tc, &r.instances).await;
     let gone = tc.launcher.exec(&id, &ExecRequest::new("true")).await;
-    ensure!(gone.is_err(), "exec on a terminated instance succeeded");
+    ensure!(gone.is_err(), "exec on a terminated instance succeeded: {gone:?}");
     Ok(())
 }

@@ -19,6 +19,52 @@ use tokio::sync::OnceCell;
 struct AwsMoto {
     servers: OnceCell<(Moto, FaultProxy)>,
     keys: tempfile::TempDir,
+    sshd: OnceCell<()>,
+}
+
+/// Every instance's address goes to one real sshd on 127.0.0.1, which takes on each new
+/// launch's host key as it appears in herd's store (and admits the owner's key), as the
+/// boot script would on a VM. Until then it shows another key, which herd refuses and
+/// retries: the boot script's window, for real.
+fn follow_launches(keys: std::path::PathBuf) -> Result<(), String> {
+    // sshd is started and restarted on this thread, which lives as long as the process
+    // (sshd dies with it: PR_SET_PDEATHSIG in the helper).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sshd = match herd_guest::ssh::testing::Sshd::start() {
+            Ok(s) => {
+                let _ = tx.send(Ok(s.addr()));
+                s
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let dir = herd_guest::ssh::HostKeyStore::under(&keys);
+            for e in std::fs::read_dir(dir.dir()).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.contains('.') || !seen.insert(name.clone()) {
+                    continue;
+                }
+                let owner = std::fs::read_to_string(herd_guest::key::public_key_path(&keys, "conformance"));
+                if let (Ok(Some(pair)), Ok(owner)) = (dir.load(&name), owner) {
+                    if let Err(e) = sshd.restart_as(pair, &[owner]) {
+                        eprintln!("sshd: {e}");
+                    }
+                } else {
+                    seen.remove(&name);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let addr = rx.recv().map_err(|e| e.to_string())??;
+    // Test builds only (herd-aws's test-support feature); one value for the process.
+    std::env::set_var(herd_aws::exec::TEST_ADDRESS_MAP_ENV, format!("*={addr}"));
+    Ok(())
 }
 
 impl AwsMoto {
@@ -26,6 +72,7 @@ impl AwsMoto {
         AwsMoto {
             servers: OnceCell::new(),
             keys: tempfile::tempdir().expect("a temp dir"),
+            sshd: OnceCell::new(),
         }
     }
 }
@@ -47,6 +94,10 @@ impl Fixture for AwsMoto {
             })
             .await?;
         moto.reset().await.map_err(anyhow::Error::msg)?;
+        let keys = self.keys.path().to_path_buf();
+        self.sshd
+            .get_or_try_init(|| async move { follow_launches(keys).map_err(anyhow::Error::msg) })
+            .await?;
         // Transient faults, half before and half after moto acted, from a fixed seed.
         let rate = opts.transient_error_rate;
         let rng = Mutex::new(SeededRng::new(11));
@@ -66,7 +117,8 @@ impl Fixture for AwsMoto {
             // rate per call would otherwise compound over moto's 30-odd regions.
             .regions(["us-east-1"])
             .endpoint(proxy.endpoint())
-            .attempt_timeout(Duration::from_secs(30));
+            .attempt_timeout(Duration::from_secs(30))
+            .ssh_user(current_user());
         Ok(Arc::new(
             AwsProvider::builder(cfg)
                 .static_credentials("testing", "testing")
@@ -103,6 +155,11 @@ impl Fixture for AwsMoto {
         // moto's instances run at once; the state-order case steps by 1/40 of this.
         Duration::from_secs(4)
     }
+}
+
+fn current_user() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().expect("id");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 herd_conformance::conformance!(AwsMoto::new());

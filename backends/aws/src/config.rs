@@ -36,6 +36,9 @@ pub struct AwsSection {
     /// the environment a comma-separated list.
     #[serde(default, deserialize_with = "de_list")]
     pub regions: Option<Vec<String>>,
+    /// The user herd logs in as over SSH; unset: `ec2-user` (Amazon Linux, the image
+    /// herd resolves; Ubuntu images use `ubuntu`).
+    pub ssh_user: Option<String>,
 }
 
 impl AwsSection {
@@ -52,6 +55,7 @@ impl AwsSection {
         ("HERD_AWS_IMAGE_ARM64", "image_arm64"),
         ("HERD_AWS_KEY_DIR", "key_dir"),
         ("HERD_AWS_REGIONS", "regions"),
+        ("HERD_AWS_SSH_USER", "ssh_user"),
     ];
     /// Keys that hold paths: in a config file they are relative to that file.
     pub const PATHS: &'static [&'static str] = &["key_dir"];
@@ -71,6 +75,9 @@ impl AwsSection {
         cfg.image_x86_64 = self.image_x86_64;
         cfg.image_arm64 = self.image_arm64;
         cfg.regions = self.regions.unwrap_or_default();
+        if let Some(u) = self.ssh_user {
+            cfg.ssh_user = u;
+        }
         cfg
     }
 
@@ -156,7 +163,13 @@ pub struct AwsConfig {
     /// Longest wait for a TCP and TLS connection to the endpoint. Default
     /// [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
+    /// The SSH login herd uses on its instances (see [`DEFAULT_SSH_USER`]).
+    pub ssh_user: String,
 }
+
+/// Amazon Linux's login, the image herd resolves by default (AL2023 user guide,
+/// "Connect to your instance": `ec2-user`).
+pub const DEFAULT_SSH_USER: &str = "ec2-user";
 
 /// 30 s per attempt: EC2 answers its calls in well under a second and RunInstances of a
 /// thousand in a few seconds; an attempt past 30 s is a hang, and herd's retry loop
@@ -180,6 +193,7 @@ impl AwsConfig {
             regions: Vec::new(),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            ssh_user: DEFAULT_SSH_USER.to_string(),
         }
     }
     pub fn profile(mut self, p: impl Into<String>) -> Self {
@@ -192,6 +206,11 @@ impl AwsConfig {
     }
     pub fn endpoint(mut self, e: impl Into<String>) -> Self {
         self.endpoint = Some(e.into());
+        self
+    }
+    /// The SSH login herd uses on instances.
+    pub fn ssh_user(mut self, u: impl Into<String>) -> Self {
+        self.ssh_user = u.into();
         self
     }
     pub fn ssh_cidr(mut self, c: impl Into<String>) -> Self {

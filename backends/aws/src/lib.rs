@@ -9,6 +9,7 @@ pub mod access;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod instance;
 pub mod launch;

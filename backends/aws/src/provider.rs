@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use herd_core::plumbing::lookup::{launch_once, Start};
 use herd_core::plumbing::{check_owned, fan_out, in_order, PartialLaunches};
 use herd_core::{
-    tags, Arch, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, Instance,
-    LaunchRequest, Leftover, ListRequest, Provider, ProviderInfo, ReapResult, Result, SharedClock, SystemClock,
-    TagLimits, Tags, TerminateOutcome, TerminateResult,
+    tags, Arch, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput,
+    ExecRequest, Instance, LaunchRequest, Leftover, ListRequest, OutputSink, Provider, ProviderInfo, ReapResult,
+    Result, SharedClock, SystemClock, TagLimits, Tags, TerminateOutcome, TerminateResult,
 };
 
 use crate::access::{caller_cidr, AccessCache};
@@ -23,6 +23,7 @@ use crate::images::ImageCache;
 use crate::launch::{run_with_zone_fallback, Prepared};
 use crate::spot::SpotPrice;
 use crate::{launch, list, reap, spot, terminate, userdata};
+use herd_guest::ssh::ClientKey;
 
 /// EC2 behind herd's contract.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ pub struct AwsProvider {
     launched: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
     /// Launch ids whose earlier call is only partly visible, and how often seen so.
     partial: PartialLaunches,
+    /// SSH sessions to instances, one per instance, for `exec`.
+    sessions: crate::exec::Sessions,
 }
 
 /// How long after its launch an instance EC2 says it does not know is taken for not yet
@@ -73,7 +76,8 @@ pub fn capabilities() -> Capabilities {
     c.idempotent_launch = true;
     c.deadline = DeadlineEnforcement::Guest;
     c.keepalive = true;
-    c.exec = false;
+    // Over SSH (herd-guest's transport), host keys pinned per launch: see exec.rs.
+    c.exec = true;
     c.leftovers = true;
     c.spot_notice = Duration::from_secs(120);
     // EC2's tag rules; the request id and spec fingerprint are added to every resource.
@@ -133,6 +137,7 @@ impl AwsProviderBuilder {
             capacity_misses: Mutex::new(Vec::new()),
             launched: Mutex::new(HashMap::new()),
             partial: PartialLaunches::new(PARTIAL_PATIENCE),
+            sessions: crate::exec::Sessions::default(),
         }
     }
 }
@@ -325,6 +330,33 @@ impl AwsProvider {
         caller_cidr().await
     }
 
+    /// Each launch's SSH host key, beside the owner's key.
+    pub fn host_keys(&self) -> herd_guest::ssh::HostKeyStore {
+        herd_guest::ssh::HostKeyStore::under(&self.config().key_dir)
+    }
+
+    /// The instance `id` as EC2 describes it now, if it is this owner's.
+    async fn instance(&self, id: &str) -> Result<Instance> {
+        let owner = tags::sanitize_value(&self.config().owner);
+        let found = self.describe_anywhere(&[id.to_string()]).await?;
+        let now = self.clock.now();
+        let inst = found
+            .iter()
+            .find(|(_, i)| i.instance_id() == Some(id))
+            .map(|(r, i)| crate::instance::convert(i, r, None, now))
+            .ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, format!("no instance {id} in the searched regions"))
+                    .with_hint("check the id with `herd ls`")
+            })?;
+        if inst.tag(tags::OWNER) != Some(owner.as_str()) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("instance {id} is not {owner}'s: herd runs commands only on its owner's instances"),
+            ));
+        }
+        Ok(inst)
+    }
+
     fn arch_of(&self, instance_type: &str) -> Result<Arch> {
         Ok(self.catalog.find_type(Cloud::Aws, instance_type)?.arch)
     }
@@ -356,11 +388,20 @@ impl Provider for AwsProvider {
             Arch::X86_64 => cfg.image_x86_64.as_deref(),
             Arch::Arm64 => cfg.image_arm64.as_deref(),
         });
+        // The launch's host key (the same on a retry under this id, so EC2 sees the
+        // same user data) and the owner's key for herd's login.
+        let host_key = self.host_keys().for_launch(req.launch_id.as_str())?;
+        let owner_key = crate::access::local_key(&cfg.key_dir, &cfg.owner)?;
         let user_data = userdata::encoded(&userdata::script(
             req.deadline,
             req.keepalive,
             req.setup.as_deref(),
             req.command.as_deref(),
+            Some(&host_key),
+            Some(herd_guest::boot::Login {
+                user: &cfg.ssh_user,
+                public_key: &owner_key,
+            }),
         ))?;
         let client = self.clients.get(&req.region).await;
         let ec2 = &client;
@@ -480,6 +521,31 @@ impl Provider for AwsProvider {
         let out: Vec<Instance> = parts.into_iter().flat_map(|(_, l)| l.instances).collect();
         self.remember(&out);
         Ok(out)
+    }
+
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
+        self.exec_streaming(id, req, &mut |_, _| {}).await
+    }
+
+    async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
+        let inst = self.instance(id).await?;
+        if inst.state != herd_core::InstanceState::Running {
+            // An open session from before must not outlive the instance's end.
+            self.sessions.drop_session(id).await;
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("instance {id} is {}, not running", inst.state),
+            )
+            .with_hint("wait for it (`herd ls`) or launch another"));
+        }
+        let cfg = self.config();
+        let key = ClientKey::load(&crate::access::private_key_path(&cfg.key_dir, &cfg.owner))?;
+        let session = self.sessions.get(&inst, &cfg.ssh_user, &key, &self.host_keys()).await?;
+        let r = crate::exec::run(&session, req, sink).await;
+        if r.is_err() {
+            self.sessions.drop_session(id).await;
+        }
+        r
     }
 
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {

@@ -10,8 +10,9 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use herd_core::{Error, Result};
-use herd_guest::boot::Boot;
+use herd_guest::boot::{Boot, Login};
 use herd_guest::expiry::Expiry;
+use herd_guest::ssh::HostKeyPair;
 
 pub use herd_guest::boot::WATCHDOG_MARKER;
 
@@ -24,6 +25,8 @@ pub fn script(
     keepalive: Option<Duration>,
     setup: Option<&str>,
     command: Option<&str>,
+    host_key: Option<&HostKeyPair>,
+    login: Option<Login<'_>>,
 ) -> String {
     Boot {
         deadline,
@@ -31,6 +34,8 @@ pub fn script(
         expiry: &Expiry::PowerOff,
         setup,
         command,
+        host_key,
+        login,
     }
     .script()
 }
@@ -59,6 +64,8 @@ mod tests {
             Some(Duration::from_secs(900)),
             Some("pip install x"),
             Some("python train.py"),
+            None,
+            None,
         );
         assert!(s.starts_with("#!/bin/bash\n"));
         assert!(s.contains("DEADLINE=1800000000\n"));
@@ -78,7 +85,7 @@ mod tests {
     #[test]
     fn too_long_is_refused() {
         let at = DateTime::from_timestamp(0, 0).unwrap();
-        let e = encoded(&script(at, None, Some(&"x".repeat(MAX_USER_DATA)), None)).unwrap_err();
+        let e = encoded(&script(at, None, Some(&"x".repeat(MAX_USER_DATA)), None, None, None)).unwrap_err();
         assert_eq!(e.kind(), herd_core::ErrorKind::InvalidSpec);
         assert!(encoded("short").is_ok());
     }

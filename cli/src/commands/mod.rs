@@ -4,12 +4,16 @@
 mod catalog;
 mod completions;
 mod cost;
+mod cp;
 mod down;
+mod exec;
 mod launch;
+mod logs;
 mod ls;
 mod plan;
 mod reap;
 mod sweep;
+mod target;
 
 use crate::args::{Cli, Command, CostCommand};
 use crate::context::Context;
@@ -40,6 +44,9 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Plan(a) => plan::run(&ctx, a),
         Command::Reap(a) => reap::run(&ctx, a),
         Command::Sweep(a) => sweep::run(&ctx, a),
+        Command::Exec(a) => exec::run(&ctx, a),
+        Command::Logs(a) => logs::run(&ctx, a),
+        Command::Cp(a) => cp::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
     };
     if ctx.verbose {

@@ -134,6 +134,24 @@ impl HostKeyPair {
         })
     }
 
+    /// The pair from its private half in OpenSSH format (what [`Self::private_openssh`]
+    /// gives): how a stored launch key is read back. Only ed25519.
+    pub fn from_private_openssh(text: &str) -> Result<Self> {
+        let key = ssh_key::PrivateKey::from_openssh(text.as_bytes())
+            .map_err(|e| Error::config(format!("not an OpenSSH private host key: {e}")))?;
+        if key.algorithm() != ssh_key::Algorithm::Ed25519 || key.is_encrypted() {
+            return Err(Error::config("a herd host key is an unencrypted ed25519 key"));
+        }
+        let public = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| Error::unexpected(format!("cannot encode the host public key: {e}")))?;
+        Ok(HostKeyPair {
+            private: Zeroizing::new(ensure_newline(text)),
+            public: HostKey::parse(&public)?,
+        })
+    }
+
     pub fn public(&self) -> &HostKey {
         &self.public
     }
@@ -205,6 +223,8 @@ mod tests {
         let debug = format!("{pair:?}");
         assert!(!debug.contains("PRIVATE"), "{debug}");
         assert!(debug.contains("redacted"));
+        let back = HostKeyPair::from_private_openssh(pair.private_openssh()).unwrap();
+        assert_eq!(back.public(), pair.public());
         let other = HostKeyPair::generate().unwrap();
         assert_ne!(other.public(), pair.public(), "two pairs, two keys");
     }

@@ -27,6 +27,7 @@
 mod client;
 mod exec;
 mod hostkey;
+mod store;
 pub mod testing;
 mod upload;
 
@@ -35,4 +36,5 @@ pub use client::{
 };
 pub use exec::{ExecOptions, ExecOutcome, Exit, Stream, Tail};
 pub use hostkey::{HostKey, HostKeyPair, HostKeyPolicy, HOST_KEY_PATH};
+pub use store::HostKeyStore;
 pub use upload::{shell_quote, Uploaded};

@@ -70,7 +70,12 @@ fn free_port() -> Result<u16, String> {
 impl Sshd {
     /// Starts one on a free port. Errors say what is missing (`sshd`: install it).
     pub fn start() -> Result<Sshd, String> {
-        let mut s = Sshd::prepare()?;
+        Sshd::start_as(None, &[])
+    }
+
+    /// [`Sshd::prepare_as`], then running.
+    pub fn start_as(host: Option<HostKeyPair>, authorized: &[String]) -> Result<Sshd, String> {
+        let mut s = Sshd::prepare_as(host, authorized)?;
         // The port was free a moment ago; a concurrent test may take it in between,
         // so a failed start tries another one.
         let mut last = String::new();
@@ -87,6 +92,13 @@ impl Sshd {
     /// Keys, config and a port chosen, not yet running ([`Sshd::run`] starts it): a
     /// test can connect first, as herd does to a VM that is still booting.
     pub fn prepare() -> Result<Sshd, String> {
+        Sshd::prepare_as(None, &[])
+    }
+
+    /// Like [`Sshd::prepare`], standing in for a VM herd launched: serving `host` (the
+    /// pair herd generated for the launch, installed as the boot script would) and
+    /// admitting `authorized` public keys (the owner's) beside the test's own client key.
+    pub fn prepare_as(host: Option<HostKeyPair>, authorized: &[String]) -> Result<Sshd, String> {
         if !Path::new(SSHD).exists() {
             return Err(format!("{SSHD} is missing: install it: {INSTALL}"));
         }
@@ -103,7 +115,10 @@ impl Sshd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let io = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", dir.display());
-        let host = HostKeyPair::generate().map_err(|e| e.to_string())?;
+        let host = match host {
+            Some(h) => h,
+            None => HostKeyPair::generate().map_err(|e| e.to_string())?,
+        };
         let s = Sshd {
             child: None,
             dir: dir.clone(),
@@ -118,8 +133,12 @@ impl Sshd {
         let pem = client.to_openssh(ssh_key::LineEnding::LF).map_err(|e| e.to_string())?;
         write_private(&dir.join("client_ed25519"), &pem).map_err(|e| io("write the client key", e))?;
         let public = client.public_key().to_openssh().map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("authorized_keys"), format!("{public} herd-test\n"))
-            .map_err(|e| io("write authorized_keys", e))?;
+        let mut keys = format!("{public} herd-test\n");
+        for k in authorized {
+            keys.push_str(k.trim());
+            keys.push('\n');
+        }
+        std::fs::write(dir.join("authorized_keys"), keys).map_err(|e| io("write authorized_keys", e))?;
         Ok(s)
     }
 
@@ -133,7 +152,21 @@ impl Sshd {
         let cfg = dir.join("sshd_config");
         std::fs::write(&cfg, config(&dir, self.port())).map_err(|e| io("write sshd_config", e))?;
         let log = std::fs::File::create(dir.join("sshd.log")).map_err(|e| io("create sshd.log", e))?;
-        let mut child = Command::new(SSHD)
+        let mut cmd = Command::new(SSHD);
+        // sshd ends with the thread that started it, even when a test process exits
+        // without dropping this (a fixture kept for the whole process).
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches only this child's state.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .arg("-D")
             .arg("-e")
             .arg("-f")
@@ -167,6 +200,28 @@ impl Sshd {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Becomes the VM of a new launch on the same address: stops, then serves `host`
+    /// and admits `authorized` too, as that launch's boot script would set it up.
+    pub fn restart_as(&mut self, host: HostKeyPair, authorized: &[String]) -> Result<(), String> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let io = |what: &str, e: std::io::Error| format!("cannot {what}: {e}");
+        write_private(&self.dir.join("host_ed25519"), host.private_openssh())
+            .map_err(|e| io("write the host key", e))?;
+        let mut keys = std::fs::read_to_string(self.dir.join("authorized_keys")).unwrap_or_default();
+        for k in authorized {
+            if !keys.lines().any(|l| l.trim() == k.trim()) {
+                keys.push_str(k.trim());
+                keys.push('\n');
+            }
+        }
+        std::fs::write(self.dir.join("authorized_keys"), keys).map_err(|e| io("write authorized_keys", e))?;
+        self.host = host;
+        self.run()
     }
 
     /// The listening daemon's process id, while it runs (benchmarks read its CPU time).

@@ -1,0 +1,195 @@
+//! `herd exec`, `herd cp` and `herd logs` on "AWS" for real: moto is EC2's control plane
+//! and each instance's address is sent (by `HERD_AWS_TEST_ADDRESS_MAP`, honoured only in
+//! test builds) to a real OpenSSH sshd on 127.0.0.1. The sshd stands in for the VM the
+//! way the boot script would set it up: it serves the host key herd generated for the
+//! launch (read back from herd's store, as the user data carries it) and admits the
+//! owner's public key. herd connects pinning that key, through the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use herd_aws::testing::Moto;
+use herd_guest::ssh::testing::Sshd;
+use herd_guest::ssh::HostKeyPair;
+use serde_json::Value;
+
+const HERD: &str = env!("CARGO_BIN_EXE_herd");
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+    endpoint: String,
+    map: Option<String>,
+    user: String,
+}
+
+impl Sandbox {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(HERD);
+        c.args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path().join("home"))
+            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
+            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
+            .env("HERD_LEDGER", self.path().join("ledger.db"))
+            .env("HERD_CLOUD", "aws")
+            .env("USER", "tester")
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("HERD_AWS_REGIONS", "us-east-1")
+            .env("HERD_AWS_SSH_USER", &self.user)
+            .env("HERD_SIM_DIR", self.path().join("sim"))
+            .stdin(Stdio::null());
+        if let Some(m) = &self.map {
+            c.env("HERD_AWS_TEST_ADDRESS_MAP", m);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        eprintln!("herd {args:?}");
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "herd {args:?} failed:\n{out}{err}");
+        out
+    }
+
+    fn keys(&self) -> PathBuf {
+        self.path().join("home/.local/share/herd/keys")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["down", "--all", "--yes"]).output();
+    }
+}
+
+fn moto() -> Moto {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(Moto::start()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The one launch's host key pair herd stored (the user data's key).
+fn launch_host_key(keys: &Path) -> HostKeyPair {
+    let dir = keys.join("host-keys");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none())
+        .collect();
+    assert_eq!(files.len(), 1, "one launch, one host key: {files:?}");
+    HostKeyPair::from_private_openssh(&std::fs::read_to_string(&files[0]).unwrap()).unwrap()
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
+    let moto = moto();
+    let mut sb = Sandbox {
+        dir: tempfile::tempdir().unwrap(),
+        endpoint: moto.endpoint(),
+        map: None,
+        user: current_user(),
+    };
+    std::fs::create_dir_all(sb.path().join("home")).unwrap();
+    sb.ok(&[
+        "launch",
+        "--cloud",
+        "aws",
+        "t3.micro",
+        "-n",
+        "2",
+        "--deadline",
+        "30m",
+        "--cluster",
+        "ex",
+    ]);
+    let ids: Vec<String> = serde_json::from_str::<Value>(&sb.ok(&["ls", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+
+    // The "VM": serving the launch's host key and admitting the owner's key.
+    let owner = std::fs::read_to_string(sb.keys().join("herd-tester-ed25519.pub")).unwrap();
+    let sshd = Sshd::start_as(Some(launch_host_key(&sb.keys())), &[owner]).unwrap_or_else(|e| panic!("{e}"));
+    sb.map = Some(format!("*={}", sshd.addr()));
+
+    // On both instances at once, output prefixed by id, stderr kept apart.
+    let (code, out, err) = sb.run(&["exec", "--cluster", "ex", "--", "echo hello; echo oops >&2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for id in &ids {
+        assert!(out.contains(&format!("[{id}] hello\n")), "{out}");
+        assert!(err.contains(&format!("[{id}] oops\n")), "{err}");
+    }
+    assert!(err.contains("EXIT"), "a summary: {err}");
+
+    // A failure anywhere is a non-zero exit with each code in the summary.
+    let (code, out, err) = sb.run(&["exec", "--cluster", "ex", "--", "exit 3"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("failed on 2 of 2"), "{err}");
+    let (code, _, err) = sb.run(&["exec", &ids[0], "--", "no-such-command-herd"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("127"), "{err}");
+
+    // A timeout ends the command, and says so.
+    let t0 = std::time::Instant::now();
+    let (code, _, err) = sb.run(&["exec", &ids[0], "--timeout", "2s", "--", "sleep 60"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("timed out"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+
+    // JSON for machines.
+    let v: Value = serde_json::from_str(&sb.ok(&["exec", &ids[0], "--json", "--", "echo hi"])).unwrap();
+    assert_eq!(v[0]["exit_code"], 0);
+    assert_eq!(v[0]["stdout"], "hi\n");
+
+    // cp, then the file is there for the next command (both in herd's command folder).
+    let local = sb.path().join("payload.txt");
+    let marker = format!("payload-{}", std::process::id());
+    std::fs::write(&local, &marker).unwrap();
+    sb.ok(&["cp", local.to_str().unwrap(), &format!("{}:cp-test", ids[0])]);
+    let out = sb.ok(&["exec", &ids[0], "--", "cat cp-test/payload.txt; rm -rf cp-test"]);
+    assert!(out.contains(&marker), "{out}");
+    // exec --files ships first.
+    let out = sb.ok(&[
+        "exec",
+        &ids[1],
+        "--files",
+        local.to_str().unwrap(),
+        "--",
+        "cat payload.txt; rm payload.txt",
+    ]);
+    assert!(out.contains(&marker), "{out}");
+
+    // logs reads what the boot script captured (none here: the sshd's machine never ran it).
+    sb.ok(&["logs", &ids[0]]);
+}
