@@ -45,7 +45,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub aws_profile: Option<String>,
     /// Deprecated spelling of --aws-profile (it never applied to any other cloud).
-    #[arg(long, global = true, value_name = "NAME", hide = true, conflicts_with = "aws_profile")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        hide = true,
+        conflicts_with = "aws_profile"
+    )]
     pub profile: Option<String>,
 }
 

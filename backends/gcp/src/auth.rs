@@ -107,7 +107,13 @@ enum Kind {
         refresh_token: String,
     },
     Metadata,
+    /// An access token handed in (`GOOGLE_OAUTH_ACCESS_TOKEN`): used as is, never refreshed.
+    Static(Token),
 }
+
+/// An access token handed in by hand (`gcloud auth print-access-token`), the variable
+/// Google's Terraform provider reads too; it wins over every file.
+pub const ACCESS_TOKEN_VAR: &str = "GOOGLE_OAUTH_ACCESS_TOKEN";
 
 /// Application Default Credentials, resolved once ([`Adc::discover`]); tokens cached
 /// until a minute before they expire.
@@ -152,6 +158,15 @@ impl Adc {
     /// Finds credentials in ADC's order; `file` is `[gcp] credentials`. The metadata
     /// server is asked last and only briefly (it exists only on Google's machines).
     pub async fn discover(file: Option<&Path>, env: &(dyn Fn(&str) -> Option<String> + Sync)) -> Result<Adc> {
+        if let Some(t) = env(ACCESS_TOKEN_VAR) {
+            return Ok(Adc {
+                kind: Kind::Static(Token(t)),
+                from: format!("the access token in {ACCESS_TOKEN_VAR}"),
+                project: None,
+                http: http(),
+                cached: Mutex::new(None),
+            });
+        }
         let explicit = file
             .map(Path::to_path_buf)
             .or_else(|| env("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from));
@@ -272,6 +287,7 @@ impl Adc {
                     .body(body)
             }
             Kind::Metadata => self.http.get(METADATA_TOKEN).header("Metadata-Flavor", "Google"),
+            Kind::Static(t) => return Ok((t.clone(), now + chrono::TimeDelta::days(1))),
         };
         let fail = |m: String| {
             Error::new(ErrorKind::Unauthenticated, m).with_hint(format!(
@@ -311,6 +327,9 @@ impl Adc {
 #[async_trait]
 impl TokenSource for Adc {
     async fn token(&self) -> Result<Token> {
+        if let Kind::Static(t) = &self.kind {
+            return Ok(t.clone());
+        }
         let mut c = self.cached.lock().await;
         if let Some((t, until)) = c.as_ref() {
             if Utc::now() + chrono::TimeDelta::seconds(60) < *until {
