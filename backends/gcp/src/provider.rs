@@ -60,6 +60,9 @@ pub struct GcpProvider {
     partial: PartialLaunches,
     misses: Mutex<Vec<String>>,
     zones_of: Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// VMs this process deleted: GCE forgets a deleted VM at once, so lists in this
+    /// process show them as terminated, with when (what a person just ended stays visible).
+    ended: Mutex<std::collections::HashMap<String, Instance>>,
 }
 
 #[derive(Debug)]
@@ -90,6 +93,7 @@ impl GcpProviderBuilder {
             partial: PartialLaunches::new(PARTIAL_PATIENCE),
             misses: Mutex::new(Vec::new()),
             zones_of: Mutex::new(Default::default()),
+            ended: Mutex::new(Default::default()),
         }
     }
 }
@@ -320,7 +324,15 @@ impl Provider for GcpProvider {
 
     async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
         let gce = self.gce().await?;
-        let outcome = terminate::terminate(gce, &self.cfg.owner, ids).await?;
+        let (outcome, deleted) = terminate::terminate(gce, &self.cfg.owner, ids).await?;
+        let now = chrono::Utc::now();
+        let mut ended = self.ended.lock().expect("ended");
+        for mut i in deleted {
+            i.state = herd_core::InstanceState::Terminated;
+            i.state_reason = Some("terminated by herd".into());
+            i.ended_at = Some(now);
+            ended.insert(i.id.clone(), i);
+        }
         in_order(ids, &outcome)
     }
 
@@ -329,6 +341,12 @@ impl Provider for GcpProvider {
         let mut out = list::list(gce, req).await?;
         if req.regions.is_empty() && !self.cfg.regions.is_empty() {
             out.retain(|i| self.cfg.regions.contains(&i.region));
+        }
+        let ended = self.ended.lock().expect("ended");
+        for i in ended.values() {
+            if !out.iter().any(|o| o.id == i.id) && herd_core::plumbing::admits(req, i) {
+                out.push(i.clone());
+            }
         }
         Ok(out)
     }

@@ -48,8 +48,13 @@ pub async fn find(gce: &Gce, names: &[String]) -> Result<Vec<Instance>> {
     Ok(out)
 }
 
-/// Deletes `names` (checked to be `owner`'s first); every name gets an outcome.
-pub async fn terminate(gce: &Gce, owner: &str, names: &[String]) -> Result<HashMap<String, TerminateOutcome>> {
+/// Deletes `names` (checked to be `owner`'s first); every name gets an outcome, and the
+/// VMs deleted are returned as they were last seen.
+pub async fn terminate(
+    gce: &Gce,
+    owner: &str,
+    names: &[String],
+) -> Result<(HashMap<String, TerminateOutcome>, Vec<Instance>)> {
     let mut outcome: HashMap<String, TerminateOutcome> = HashMap::new();
     let mut wanted: Vec<String> = Vec::new();
     for n in names {
@@ -70,7 +75,8 @@ pub async fn terminate(gce: &Gce, owner: &str, names: &[String]) -> Result<HashM
     }
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut set = tokio::task::JoinSet::new();
-    for i in found {
+    let mut deleted = Vec::new();
+    for i in found.clone() {
         let gce = gce.clone();
         let gate = gate.clone();
         set.spawn(async move {
@@ -90,6 +96,7 @@ pub async fn terminate(gce: &Gce, owner: &str, names: &[String]) -> Result<HashM
         let (id, r) = j.map_err(|e| herd_core::Error::unexpected(format!("a delete task failed: {e}")))?;
         match r {
             Ok(_) => {
+                deleted.extend(found.iter().filter(|i| i.id == id).cloned());
                 outcome.insert(id, TerminateOutcome::Terminated);
             }
             Err(e) if e.kind() == herd_core::ErrorKind::NotFound => {
@@ -103,7 +110,7 @@ pub async fn terminate(gce: &Gce, owner: &str, names: &[String]) -> Result<HashM
     // Deleting is idempotent: herd's retry loop asks again, and what went is then gone.
     match first_err {
         Some(e) => Err(e),
-        None => Ok(outcome),
+        None => Ok((outcome, deleted)),
     }
 }
 
