@@ -74,18 +74,22 @@ async fn run(rounds: usize) -> Result<()> {
             .build();
         let t = Instant::now();
         let r = launcher
-            .launch(LaunchSpec::new("e2-micro", N).region("us-central1").deadline(Duration::from_secs(3600)))
+            .launch(
+                LaunchSpec::new("e2-micro", N)
+                    .region("us-central1")
+                    .deadline(Duration::from_secs(3600)),
+            )
             .await?;
         let herd = t.elapsed();
         anyhow::ensure!(r.instances.len() == N as usize, "launched {}", r.instances.len());
         let bulk: Duration = proxy.upstream_time("instances.bulkInsert").iter().sum();
-        let waits: Duration = proxy.upstream_time("zoneOperations.wait").iter().sum();
+        let waits: Duration = proxy.upstream_time("operations.wait").iter().sum();
         let own = bulk + waits;
         let calls = proxy.calls("instances.bulkInsert").len();
         let ratio = herd.as_secs_f64() / own.as_secs_f64();
         println!(
             "gcp      launch {N} (round {round}): {calls} bulkInsert call(s), {} waits; herd {} vs the fake's {} for that call: ratio {ratio:.3} (target <= 1.1) {}",
-            proxy.calls("zoneOperations.wait").len(),
+            proxy.calls("operations.wait").len(),
             ms(herd),
             ms(own),
             verdict(ratio <= 1.1 && calls == 1)
@@ -107,7 +111,10 @@ async fn run(rounds: usize) -> Result<()> {
         let t = Instant::now();
         let ended = launcher.terminate(&ids).await?;
         let wall = t.elapsed();
-        anyhow::ensure!(ended.len() == N as usize && fake.instances().is_empty(), "terminate left some");
+        anyhow::ensure!(
+            ended.len() == N as usize && fake.instances().is_empty(),
+            "terminate left some"
+        );
         // The floor: 1,000 deletes need ceil(N / QUOTA) windows; the last starts after the others.
         let floor = WINDOW * (N.div_ceil(QUOTA) - 1);
         let ratio = wall.as_secs_f64() / floor.as_secs_f64();
