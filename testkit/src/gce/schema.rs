@@ -8,12 +8,14 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+/// One method: HTTP method, path template split in segments, method id, request schema.
+type Method = (String, Vec<String>, String, Option<String>);
+
 /// The discovery document, read once.
 #[derive(Debug)]
 pub struct Discovery {
     schemas: serde_json::Map<String, Value>,
-    /// (HTTP method, path template split in segments, method id, request schema).
-    methods: Vec<(String, Vec<String>, String, Option<String>)>,
+    methods: Vec<Method>,
 }
 
 /// Where the document is: `HERD_SHARED_DATA`, else `shared/data` beside any ancestor of
@@ -52,7 +54,7 @@ pub fn document_path() -> Result<PathBuf, String> {
     ))
 }
 
-fn collect(resources: &Value, out: &mut Vec<(String, Vec<String>, String, Option<String>)>) {
+fn collect(resources: &Value, out: &mut Vec<Method>) {
     for (_, r) in resources.as_object().into_iter().flatten() {
         for (_, m) in r.get("methods").and_then(Value::as_object).into_iter().flatten() {
             let path = m
@@ -95,11 +97,7 @@ impl Discovery {
     /// `/compute/v1/`. Literal segments win over parameters.
     pub fn method(&self, http: &str, path: &str) -> Option<(String, Option<String>, BTreeMap<String, String>)> {
         let segs: Vec<&str> = path.split('/').collect();
-        let mut best: Option<(
-            usize,
-            &(String, Vec<String>, String, Option<String>),
-            BTreeMap<String, String>,
-        )> = None;
+        let mut best: Option<(usize, &Method, BTreeMap<String, String>)> = None;
         for m in &self.methods {
             if m.0 != http || m.1.len() != segs.len() {
                 continue;
