@@ -16,6 +16,7 @@ use herd_local::{Faults, LocalProvider};
 mod aws;
 mod catalog;
 mod fleet;
+mod gcp;
 mod sweep;
 
 struct Args {
@@ -38,7 +39,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp]"
                 );
                 std::process::exit(0);
             }
@@ -327,7 +328,7 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 8] = [
+    let benches: [(&str, Bench); 9] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
@@ -335,6 +336,7 @@ fn main() -> Result<()> {
         ("pacing", bench_pacing),
         ("fleet", fleet::bench),
         ("aws", aws::bench),
+        ("gcp", gcp::bench),
         ("sweep", sweep::bench),
     ];
     for (name, f) in benches {

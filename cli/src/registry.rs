@@ -15,6 +15,7 @@ use std::sync::Arc;
 use herd_aws::config::{AwsConfig, AwsSection};
 use herd_catalog::refresh::SpotPrices;
 use herd_core::{Cloud, Error, Provider, Result};
+use herd_gcp::config::{GcpConfig, GcpSection};
 use herd_local::{AgentCommand, LocalProvider, SimulatorSection};
 
 use crate::args::GlobalArgs;
@@ -97,6 +98,29 @@ pub static BACKENDS: &[Backend] = &[
             }
             Ok(Box::new(herd_aws::spot::LiveSpotPrices::new(cfg)))
         }),
+    },
+    Backend {
+        cloud: Cloud::Gcp,
+        label: "GCP",
+        section: GcpSection::NAME,
+        env: GcpSection::ENV,
+        paths: GcpSection::PATHS,
+        shape: Shape::of::<GcpSection>(),
+        how_to_configure: Some(GcpSection::HOW_TO_CONFIGURE),
+        validate: |s| gcp_config(s).map(drop),
+        configured_by: |s, env| Ok(s.section::<GcpSection>(GcpSection::NAME)?.configured_by(env)),
+        provider: |s| {
+            Ok(Arc::new(
+                herd_gcp::GcpProvider::builder(gcp_config(s)?)
+                    .catalog(crate::catalogs::all().clone())
+                    .build(),
+            ))
+        },
+        service: |s| {
+            let base = gcp_config(s).ok().filter(GcpConfig::is_fake).map(|c| c.api_base);
+            ("Compute Engine".into(), base)
+        },
+        spot_prices: None,
     },
 ];
 
@@ -188,6 +212,15 @@ fn aws_config(settings: &Settings) -> Result<AwsConfig> {
     ))
 }
 
+/// The `[gcp]` section with its defaults: herd's owner, region and data directory.
+fn gcp_config(settings: &Settings) -> Result<GcpConfig> {
+    Ok(settings.section::<GcpSection>(GcpSection::NAME)?.into_config(
+        &settings.owner,
+        settings.region.as_deref(),
+        &settings.data_dir,
+    ))
+}
+
 /// EC2 with the bundled catalog plus any refreshed prices (`herd catalog refresh`), so
 /// live spot prices become launchable. Builds no SDK client until a command calls EC2.
 fn aws(settings: &Settings) -> Result<herd_aws::AwsProvider> {
@@ -227,9 +260,9 @@ mod tests {
                 assert!(vars.insert(*var), "{var} claimed twice");
             }
         }
-        assert!(backend(Cloud::Gcp).is_none());
-        let e = not_built(Cloud::Gcp, "");
-        assert!(e.message().contains("built without the gcp backend"), "{e}");
-        assert!(e.hint().unwrap().contains("local, aws"), "{e:?}");
+        assert!(backend(Cloud::Gcp).is_some());
+        let e = not_built(Cloud::Azure, "");
+        assert!(e.message().contains("built without the azure backend"), "{e}");
+        assert!(e.hint().unwrap().contains("local, aws, gcp"), "{e:?}");
     }
 }

@@ -703,7 +703,8 @@ fn unconfigured_clouds_say_how_to_configure_them() {
         r.stderr
     );
     let r = sb.fails(&["down", "--all", "--cloud", "gcp", "--yes"]);
-    assert!(r.stderr.contains("built without the gcp backend"), "{}", r.stderr);
+    assert!(r.stderr.contains("GCP is not configured"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: configure GCP first"), "{}", r.stderr);
     let r = sb.fails(&["reap", "--cloud", "awz"]);
     assert!(r.stderr.contains("did you mean `aws`"), "{}", r.stderr);
     // Narrowed to the simulator, everything works as before.

@@ -8,7 +8,8 @@
 //! - [`cases`]: the fault cases as data, and the [`cases::Faulty`] provider wrapper that
 //!   runs them against the simulator, which has no HTTP;
 //! - [`cli`]: one harness for the CLI's test binaries (scrubbed env, scratch dirs, runner);
-//! - `ec2` (feature `aws`): planting and checking resources straight in moto.
+//! - `ec2` (feature `aws`): planting and checking resources straight in moto;
+//! - `gce` (feature `gce`): a stateful Compute Engine on wiremock, held to the discovery document.
 //!
 //! Tests only: everything here listens on and talks to 127.0.0.1.
 
@@ -16,6 +17,8 @@ pub mod cases;
 pub mod cli;
 #[cfg(feature = "aws")]
 pub mod ec2;
+#[cfg(feature = "gce")]
+pub mod gce;
 pub mod moto;
 pub mod protocol;
 pub mod proxy;

@@ -711,7 +711,10 @@ mod tests {
             assert_eq!(s.param("pageToken"), Some("t"));
         }
         let agg = GceJson.classify(&incoming("GET", "/compute/v1/projects/p/aggregated/instances", "", b""));
-        assert_eq!((agg.action.as_str(), agg.zone.as_deref()), ("instances.aggregatedList", None));
+        assert_eq!(
+            (agg.action.as_str(), agg.zone.as_deref()),
+            ("instances.aggregatedList", None)
+        );
         let out = GceJson.without_page_token(
             &Outgoing {
                 target: "/compute/v1/projects/p/zones/z/instances?filter=x&pageToken=t".into(),
