@@ -293,6 +293,10 @@ impl Provider for GcpProvider {
             expiry: &expiry,
             setup: req.setup.as_deref(),
             command: req.command.as_deref(),
+            // No exec on GCE yet: the owner's key travels in `ssh-keys` metadata, and the
+            // pinned host key arrives with exec (issue 13's transport).
+            host_key: None,
+            login: None,
         }
         .script();
         let gce = self.gce().await?;
