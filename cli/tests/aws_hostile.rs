@@ -5,77 +5,49 @@
 //! instance is refused and names the owner, `herd ls` on a cut answer is an error, never
 //! "no instances". moto is read directly afterwards to prove nothing foreign was touched.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use herd_aws::testing::{check_planted, make_busy, plant, Fault, FaultProxy, Moto, Planted, Rule};
+use herd_testkit::cli::Herd;
+use herd_testkit::ec2::{check_planted, make_busy, plant, Planted};
+use herd_testkit::{Fault, MotoBehindProxy, Rule};
 use serde_json::Value;
 
 const HERD: &str = env!("CARGO_BIN_EXE_herd");
 const REGION: &str = "us-east-1";
 
-/// moto, the proxy in front of it, and the runtime both live on (the tests' own thread
-/// runs `herd` processes meanwhile).
+/// moto behind the fault proxy (herd-testkit's servers, with the runtime they live on:
+/// the tests' own thread runs `herd` processes meanwhile) and a sandbox pointed at the
+/// proxy (herd-testkit's CLI harness).
 struct Hostile {
-    rt: tokio::runtime::Runtime,
-    moto: Moto,
-    proxy: FaultProxy,
-    dir: tempfile::TempDir,
+    herd: Herd,
+    servers: MotoBehindProxy,
+}
+
+impl std::ops::Deref for Hostile {
+    type Target = MotoBehindProxy;
+    fn deref(&self) -> &MotoBehindProxy {
+        &self.servers
+    }
 }
 
 impl Hostile {
     fn start(rule: Rule) -> Hostile {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let moto = rt.block_on(Moto::start()).unwrap_or_else(|e| panic!("{e}"));
-        let proxy = rt.block_on(FaultProxy::start(Some(moto.endpoint()), rule));
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        Hostile { rt, moto, proxy, dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(HERD);
-        c.args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
-            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
-            .env("HERD_LEDGER", self.path().join("ledger.db"))
-            .env("HERD_SIM_DIR", self.path().join("sim"))
-            .env("HERD_CLOUD", "aws")
-            .env("USER", "tester")
-            .env("NO_COLOR", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", self.proxy.endpoint())
-            .env("HERD_AWS_REGIONS", REGION)
-            // Retries end soon: a test asserts what herd says, not how long it waits.
+        let servers = MotoBehindProxy::start(rule);
+        // Retries end soon: a test asserts what herd says, not how long it waits. No
+        // clean-up: what these tests plant is foreign by design, and moto ends with them.
+        let herd = Herd::new(HERD)
+            .aws(&servers.endpoint(), REGION)
             .env("HERD_RETRY_PATIENCE", "3s")
-            .stdin(Stdio::null());
-        c
+            .no_cleanup();
+        Hostile { herd, servers }
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        triple(self.cmd(args).output().unwrap())
+        self.herd.run(args).triple()
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "herd {args:?} failed:\n{out}{err}");
-        out
+        self.herd.ok(args).stdout
     }
 
     fn plant(&self, label: &str, tags: &[(&str, &str)]) -> Planted {
@@ -88,14 +60,6 @@ impl Hostile {
     fn touched(&self, p: &Planted) -> Vec<String> {
         self.rt.block_on(check_planted(&self.moto.endpoint(), REGION, p))
     }
-}
-
-fn triple(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn unfiltered() -> Rule {
@@ -195,7 +159,7 @@ fn down_id_on_another_owners_or_an_untagged_instance_is_refused() {
 
 #[test]
 fn ls_on_a_truncated_answer_is_an_error_not_no_instances() {
-    let h = Hostile::start(herd_aws::testing::pass());
+    let h = Hostile::start(herd_testkit::pass());
     h.ok(&["launch", "--cloud", "aws", "t3.micro", "-n", "2", "--deadline", "30m"]);
     h.proxy.set_rule(Arc::new(|s, _| {
         if s.action == "DescribeInstances" {
@@ -213,7 +177,7 @@ fn ls_on_a_truncated_answer_is_an_error_not_no_instances() {
         "{out}{err}"
     );
     // Once the answers are whole, both are there.
-    h.proxy.set_rule(herd_aws::testing::pass());
+    h.proxy.set_rule(herd_testkit::pass());
     let list: Value = serde_json::from_str(&h.ok(&["ls", "--json", "--cloud", "aws"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     // --verbose counts what went on the wire, not only the operations herd asked for.

@@ -5,12 +5,13 @@
 //! under its own owner (so its own day's budget) in one sandbox; the first round also
 //! races the creation of the ledger itself.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 use herd_core::journal::day_start;
 use herd_core::{Journal, Money};
 use herd_ledger::{LaunchFilter, Ledger};
+use herd_testkit::cli::Herd;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -19,54 +20,31 @@ const ROUNDS: usize = 20;
 const AT_ONCE: usize = 10;
 const FITS: usize = 4;
 
-/// A scratch HOME, simulator state dir and ledger; dropping it stops whatever a round
-/// left running.
+/// herd-testkit's CLI harness, with the owners the rounds used; dropping it stops
+/// whatever a round left running, owner by owner.
 struct Sandbox {
-    dir: tempfile::TempDir,
+    herd: Herd,
     owners: std::cell::RefCell<Vec<String>>,
 }
 
 impl Sandbox {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        // Quick boots; nothing here waits for them (`--no-wait`).
-        std::fs::write(
-            dir.path().join("herd.toml"),
-            "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n",
-        )
-        .unwrap();
+        // Quick boots; nothing here waits for them (`--no-wait`). The harness's own
+        // clean-up would act for the default owner only: this one's Drop does each.
+        let herd = Herd::with_config(HERD, "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n").no_cleanup();
         Sandbox {
-            dir,
+            herd,
             owners: Default::default(),
         }
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     fn ledger(&self) -> PathBuf {
-        self.path().join("ledger.db")
+        self.herd.ledger()
     }
 
     fn cmd(&self, owner: &str, per_day: Option<Money>, args: &[&str]) -> Command {
-        let mut c = Command::new(HERD);
-        c.args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
-            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
-            .env("HERD_SIM_DIR", self.path().join("sim"))
-            .env("HERD_LEDGER", self.ledger())
-            .env("HERD_OWNER", owner)
-            .env("USER", "tester")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut c = self.herd.cmd(args);
+        c.env("HERD_OWNER", owner).stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(m) = per_day {
             c.env("HERD_BUDGET_PER_DAY", m.amount.to_string());
         }

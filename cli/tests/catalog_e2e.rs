@@ -4,50 +4,31 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
+use herd_testkit::cli::{Herd, Run};
+use herd_testkit::Moto;
 use serde_json::Value;
 
 const HERD: &str = env!("CARGO_BIN_EXE_herd");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// A scratch sandbox (herd-testkit's CLI harness): clean environment, temp HOME.
+fn sandbox() -> Herd {
+    Herd::new(HERD)
 }
 
-fn herd(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = Command::new(HERD);
-    c.args(args)
-        .current_dir(home)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .env("USER", "tester")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn herd(h: &Herd, args: &[&str], env: &[(&str, &str)]) -> Run {
+    h.run_env(args, env)
 }
 
-fn ok(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let r = herd(home, args, env);
+fn ok(h: &Herd, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let r = herd(h, args, env);
     assert_eq!(r.code, 0, "herd {args:?}:\n{}{}", r.stdout, r.stderr);
     r
 }
 
-fn json(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let r = ok(home, args, env);
+fn json(h: &Herd, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let r = ok(h, args, env);
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
 }
 
@@ -60,7 +41,7 @@ const FRESH: (&str, &str) = ("HERD_MAX_PRICE_AGE_DAYS", "1000000");
 
 #[test]
 fn bundled_prices_carry_source_and_date() {
-    let home = tempfile::tempdir().unwrap();
+    let home = sandbox();
     let args = [
         "catalog",
         "--cloud",
@@ -72,7 +53,7 @@ fn bundled_prices_carry_source_and_date() {
         "--on-demand",
         "--json",
     ];
-    let rows = json(home.path(), &args, &[FRESH]);
+    let rows = json(&home, &args, &[FRESH]);
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     let r = &rows[0];
@@ -84,7 +65,7 @@ fn bundled_prices_carry_source_and_date() {
 
     // Past the threshold: a warning on stderr that names the date and the remedy.
     let table = ok(
-        home.path(),
+        &home,
         &[
             "catalog",
             "--cloud",
@@ -103,7 +84,7 @@ fn bundled_prices_carry_source_and_date() {
     );
     assert!(table.stderr.contains("herd catalog refresh"), "{}", table.stderr);
     let fresh = ok(
-        home.path(),
+        &home,
         &[
             "catalog",
             "--cloud",
@@ -121,9 +102,9 @@ fn bundled_prices_carry_source_and_date() {
 
 #[test]
 fn plan_arm64_across_all_clouds() {
-    let home = tempfile::tempdir().unwrap();
+    let home = sandbox();
     let plan = json(
-        home.path(),
+        &home,
         &["plan", "--vcpus", "8", "--arch", "arm64", "--top", "20", "--json"],
         &[FRESH],
     );
@@ -138,7 +119,7 @@ fn plan_arm64_across_all_clouds() {
     assert!(plan["prices_age_days"].as_i64().unwrap() > 0);
 
     let per_vcpu = json(
-        home.path(),
+        &home,
         &[
             "plan",
             "--cloud",
@@ -167,18 +148,14 @@ fn plan_arm64_across_all_clouds() {
 
 #[test]
 fn families_spot_and_unknown_prices() {
-    let home = tempfile::tempdir().unwrap();
-    let fams = json(
-        home.path(),
-        &["catalog", "--cloud", "aws", "--families", "--json"],
-        &[FRESH],
-    );
+    let home = sandbox();
+    let fams = json(&home, &["catalog", "--cloud", "aws", "--families", "--json"], &[FRESH]);
     let c7g = fams.as_array().unwrap().iter().find(|f| f["family"] == "c7g").unwrap();
     assert_eq!(c7g["arch"], Value::Array(vec!["arm64".into()]));
     assert!(c7g["types"].as_u64().unwrap() >= 8);
 
     let spot = json(
-        home.path(),
+        &home,
         &[
             "catalog",
             "--cloud",
@@ -198,33 +175,33 @@ fn families_spot_and_unknown_prices() {
 
     // m8g.large in us-east-1: 0.0 in libcloud and absent from the 2024 list.
     let unpriced = ["catalog", "--type", "m8g.large", "--region", "us-east-1", "--json"];
-    assert_eq!(json(home.path(), &unpriced, &[FRESH]), Value::Array(vec![]));
+    assert_eq!(json(&home, &unpriced, &[FRESH]), Value::Array(vec![]));
     let mut with = unpriced.to_vec();
     with.push("--unpriced");
-    let rows = json(home.path(), &with, &[FRESH]);
+    let rows = json(&home, &with, &[FRESH]);
     assert_eq!(rows[0]["hourly"], Value::Null, "unknown, never free");
 }
 
 #[test]
 fn unknown_names_get_suggestions() {
-    let home = tempfile::tempdir().unwrap();
-    let r = herd(home.path(), &["catalog", "--type", "c7g.larg"], &[]);
+    let home = sandbox();
+    let r = herd(&home, &["catalog", "--type", "c7g.larg"], &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("did you mean `c7g.large`"), "{}", r.stderr);
-    let r = herd(home.path(), &["plan", "--cloud", "gcp", "--family", "n2x"], &[]);
+    let r = herd(&home, &["plan", "--cloud", "gcp", "--family", "n2x"], &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("`n2d`") || r.stderr.contains("`n2`"), "{}", r.stderr);
-    let r = herd(home.path(), &["plan", "--cloud", "aws", "--region", "us-est-1"], &[]);
+    let r = herd(&home, &["plan", "--cloud", "aws", "--region", "us-est-1"], &[]);
     assert!(r.stderr.contains("did you mean `us-east-1`"), "{}", r.stderr);
-    let r = herd(home.path(), &["catalog", "refresh", "--cloud", "local"], &[]);
+    let r = herd(&home, &["catalog", "refresh", "--cloud", "local"], &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("nothing to refresh"), "{}", r.stderr);
 }
 
 #[test]
 fn refresh_gcp_needs_credentials() {
-    let home = tempfile::tempdir().unwrap();
-    let r = herd(home.path(), &["catalog", "refresh", "--cloud", "gcp"], &[]);
+    let home = sandbox();
+    let r = herd(&home, &["catalog", "refresh", "--cloud", "gcp"], &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("HERD_GCP_API_KEY"), "{}", r.stderr);
 }
@@ -288,14 +265,8 @@ fn aws_files(target: &str) -> String {
 
 #[test]
 fn refresh_aws_bulk_prices_and_ec2_spot_on_moto() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let moto = rt
-        .block_on(herd_aws::testing::Moto::start())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let home = tempfile::tempdir().unwrap();
+    let moto = Moto::start_blocking();
+    let home = sandbox();
     let overlay = home.path().join("prices");
     let pricing = serve(aws_files);
     let endpoint = moto.endpoint();
@@ -310,13 +281,13 @@ fn refresh_aws_bulk_prices_and_ec2_spot_on_moto() {
         FRESH,
     ];
     let r = ok(
-        home.path(),
+        &home,
         &["catalog", "refresh", "--cloud", "aws", "--region", "us-east-1"],
         &env,
     );
     assert!(!r.stderr.contains("on-demand prices only"), "{}", r.stderr);
     let rows = json(
-        home.path(),
+        &home,
         &[
             "catalog",
             "--cloud",
@@ -339,14 +310,14 @@ fn refresh_aws_bulk_prices_and_ec2_spot_on_moto() {
     assert_eq!(spot["price_source"], "EC2 DescribeSpotPriceHistory");
 
     // Without credentials: on-demand only, and it says why.
-    let bare = tempfile::tempdir().unwrap();
+    let bare = sandbox();
     let env = [
         ("HERD_AWS_PRICING_URL", pricing.as_str()),
         ("HERD_CATALOG_DIR", overlay.to_str().unwrap()),
         FRESH,
     ];
     let r = ok(
-        bare.path(),
+        &bare,
         &["catalog", "refresh", "--cloud", "aws", "--region", "eu-*"],
         &env,
     );
@@ -355,7 +326,7 @@ fn refresh_aws_bulk_prices_and_ec2_spot_on_moto() {
 
 #[test]
 fn refresh_writes_an_overlay_that_wins() {
-    let home = tempfile::tempdir().unwrap();
+    let home = sandbox();
     let overlay = home.path().join("prices");
     let url = format!("{}/api/retail/prices", serve(azure_pages));
     let env = [
@@ -363,7 +334,7 @@ fn refresh_writes_an_overlay_that_wins() {
         ("HERD_CATALOG_DIR", overlay.to_str().unwrap()),
         FRESH,
     ];
-    let r = ok(home.path(), &["catalog", "refresh", "--cloud", "azure"], &env);
+    let r = ok(&home, &["catalog", "refresh", "--cloud", "azure"], &env);
     assert!(r.stdout.contains("azure: "), "{}", r.stdout);
     assert!(overlay.join("azure.bin").is_file());
     let args = [
@@ -376,7 +347,7 @@ fn refresh_writes_an_overlay_that_wins() {
         "eastus",
         "--json",
     ];
-    let rows = json(home.path(), &args, &env);
+    let rows = json(&home, &args, &env);
     let rows = rows.as_array().unwrap();
     let od = rows.iter().find(|o| o["purchase"] == "on-demand").unwrap();
     assert_eq!(od["hourly"]["amount"], "0.09");
@@ -387,7 +358,7 @@ fn refresh_writes_an_overlay_that_wins() {
     assert_eq!(spot["hourly"]["amount"], "0.011");
     // Regions the refresh did not cover keep their bundled prices.
     let other = json(
-        home.path(),
+        &home,
         &[
             "catalog",
             "--cloud",
@@ -404,7 +375,7 @@ fn refresh_writes_an_overlay_that_wins() {
     assert_eq!(other[0]["price_as_of"], "2025-03-02");
     // A damaged overlay is an error with a way out, not silently ignored.
     std::fs::write(overlay.join("azure.bin"), b"garbage").unwrap();
-    let r = herd(home.path(), &args, &env);
+    let r = herd(&home, &args, &env);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains("damaged") && r.stderr.contains("hint:"),

@@ -2,112 +2,22 @@
 //! processes (started as `herd __vm-agent`), a ledger and a state dir in a temp dir, a
 //! clean environment, no terminal on stdin.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::io::Read;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use herd_testkit::cli::{printed_command, Herd as Sandbox, Run};
 use serde_json::Value;
 
 const HERD: &str = env!("CARGO_BIN_EXE_herd");
 
-/// A temp HOME with its own config, simulator state and ledger. Dropping it terminates
-/// whatever the test launched, then deletes the state dir (which also ends any agent).
-struct Sandbox {
-    dir: tempfile::TempDir,
+/// A sandbox (herd-testkit's CLI harness) whose herd.toml makes instances boot in 100-200 ms.
+fn sandbox() -> Sandbox {
+    sandbox_with("[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n")
 }
 
-impl Sandbox {
-    /// A project whose herd.toml makes instances boot in 100-200 ms.
-    fn new() -> Self {
-        Self::with_config("[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n")
-    }
-
-    fn with_config(herd_toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        std::fs::write(dir.path().join("herd.toml"), herd_toml).unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn sim_dir(&self) -> PathBuf {
-        self.path().join("sim")
-    }
-
-    fn ledger(&self) -> PathBuf {
-        self.path().join("ledger.db")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(HERD);
-        c.args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
-            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
-            .env("HERD_SIM_DIR", self.sim_dir())
-            .env("HERD_LEDGER", self.ledger())
-            .env("USER", "tester")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let out = self.cmd(args).output().unwrap();
-        Run::from(args, out)
-    }
-
-    /// Runs and insists on success.
-    fn ok(&self, args: &[&str]) -> Run {
-        let r = self.run(args);
-        assert_eq!(r.code, 0, "herd {args:?} failed:\n{}{}", r.stdout, r.stderr);
-        r
-    }
-
-    /// Runs and insists on failure with exit code 1.
-    fn fails(&self, args: &[&str]) -> Run {
-        let r = self.run(args);
-        assert_eq!(r.code, 1, "herd {args:?} should fail:\n{}{}", r.stdout, r.stderr);
-        assert!(r.stderr.contains("error: "), "{}", r.stderr);
-        r
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let r = self.ok(args);
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("herd {args:?}: not JSON ({e}):\n{}", r.stdout))
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if self.sim_dir().exists() {
-            let _ = self.cmd(&["down", "--all", "--yes"]).output();
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(_args: &[&str], o: Output) -> Self {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
+fn sandbox_with(herd_toml: &str) -> Sandbox {
+    Sandbox::with_config(HERD, herd_toml)
 }
 
 fn states(v: &Value) -> Vec<String> {
@@ -120,7 +30,7 @@ fn states(v: &Value) -> Vec<String> {
 
 #[test]
 fn launch_ls_cost_down_round_trip() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let launched = sb.ok(&[
         "launch",
         "l1.small",
@@ -202,7 +112,7 @@ fn launch_ls_cost_down_round_trip() {
 
 #[test]
 fn dry_run_shows_the_worst_case_and_launches_nothing() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let r = sb.ok(&[
         "launch",
         "l1.small",
@@ -230,7 +140,7 @@ fn dry_run_shows_the_worst_case_and_launches_nothing() {
 
 #[test]
 fn over_budget_is_refused_with_a_hint() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     // 10 x $0.116/h x 24h = $27.84, over the default $10 per launch.
     let r = sb.fails(&["launch", "m1.xlarge", "-n", "10", "--deadline", "24h", "--dry-run"]);
     assert!(r.stdout.contains("would be refused"), "{}", r.stdout);
@@ -258,7 +168,7 @@ fn over_budget_is_refused_with_a_hint() {
 
 #[test]
 fn bad_input_gets_clear_errors() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let r = sb.fails(&["launch", "l1.smal"]);
     assert!(r.stderr.contains("did you mean `l1.small`"), "{}", r.stderr);
     let r = sb.fails(&["launch", "l1.small", "--region", "local-east1"]);
@@ -297,7 +207,7 @@ fn bad_input_gets_clear_errors() {
 
 #[test]
 fn malformed_config_names_file_line_and_key() {
-    let sb = Sandbox::with_config("owner = \"me\"\n\nbudgett = 3\n");
+    let sb = sandbox_with("owner = \"me\"\n\nbudgett = 3\n");
     let r = sb.fails(&["ls"]);
     let file = sb.path().join("herd.toml");
     assert_eq!(
@@ -311,7 +221,7 @@ fn malformed_config_names_file_line_and_key() {
 
 #[test]
 fn down_without_yes_and_without_a_terminal_refuses() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     sb.ok(&["launch", "l1.small", "--deadline", "5m", "--no-wait"]);
     let r = sb.fails(&["down", "--all"]);
     assert!(r.stderr.contains("hint: pass --yes"), "{}", r.stderr);
@@ -342,7 +252,7 @@ fn down_without_yes_and_without_a_terminal_refuses() {
 
 #[test]
 fn read_only_commands_touch_no_state() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let v = sb.ok(&["--version"]);
     assert_eq!(v.stdout, format!("herd {}\n", env!("CARGO_PKG_VERSION")));
     let comp = sb.ok(&["completions", "bash"]);
@@ -360,7 +270,7 @@ fn read_only_commands_touch_no_state() {
 
 #[test]
 fn catalog_filters() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let host = if cfg!(target_arch = "aarch64") {
         "arm64"
     } else {
@@ -415,7 +325,7 @@ fn catalog_filters() {
 
 #[test]
 fn plan_ranks_by_price_and_explains_no_match() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let plan = sb.json(&["plan", "--cloud", "local", "--vcpus", "2", "--top", "5", "--json"]);
     let offers = plan["offers"].as_array().unwrap();
     assert_eq!(offers.len(), 5);
@@ -446,7 +356,7 @@ fn plan_ranks_by_price_and_explains_no_match() {
 
 #[test]
 fn cost_quote_prices_a_type() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let q = sb.json(&[
         "cost",
         "quote",
@@ -471,7 +381,7 @@ fn cost_quote_prices_a_type() {
 
 #[test]
 fn reap_with_nothing_left_says_so() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let r = sb.ok(&["reap"]);
     assert!(r.stderr.contains("nothing to reap"), "{}", r.stderr);
     assert_eq!(r.stdout, "");
@@ -479,7 +389,7 @@ fn reap_with_nothing_left_says_so() {
 
 #[test]
 fn corrupted_ledger_is_a_clear_error() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     std::fs::write(sb.ledger(), vec![0x5a_u8; 8192]).unwrap();
     let r = sb.fails(&["ls", "--history"]);
     assert!(r.stderr.contains(&sb.ledger().display().to_string()), "{}", r.stderr);
@@ -491,7 +401,7 @@ fn corrupted_ledger_is_a_clear_error() {
 #[test]
 fn reap_finds_and_deletes_leftover_volumes() {
     // The simulator "forgets" every volume on terminate: something for reap to find.
-    let sb = Sandbox::with_config("[simulator.faults]\nboot_delay = \"100ms\"\norphan_volume_rate = 1.0\n");
+    let sb = sandbox_with("[simulator.faults]\nboot_delay = \"100ms\"\norphan_volume_rate = 1.0\n");
     sb.ok(&["launch", "l1.small", "--deadline", "5m"]);
     sb.ok(&["down", "--all", "--yes"]);
 
@@ -509,7 +419,7 @@ fn reap_finds_and_deletes_leftover_volumes() {
 
 #[test]
 fn same_launch_id_is_idempotent_and_spot_is_spot() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let args = [
         "launch",
         "l1.small",
@@ -534,13 +444,11 @@ fn same_launch_id_is_idempotent_and_spot_is_spot() {
 
 #[test]
 fn daily_budget_from_the_environment() {
-    let sb = Sandbox::new();
-    let r = sb
-        .cmd(&["launch", "l1.small", "--deadline", "2h"])
-        .env("HERD_BUDGET_PER_DAY", "$0.01")
-        .output()
-        .unwrap();
-    let r = Run::from(&[], r);
+    let sb = sandbox();
+    let r = sb.run_cmd(
+        sb.cmd(&["launch", "l1.small", "--deadline", "2h"])
+            .env("HERD_BUDGET_PER_DAY", "$0.01"),
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("daily budget of $0.01"), "{}", r.stderr);
     assert!(r.stderr.contains("hint: "), "{}", r.stderr);
@@ -548,64 +456,16 @@ fn daily_budget_from_the_environment() {
 
 #[test]
 fn colour_only_when_asked() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let plain = sb.ok(&["catalog", "--limit", "1"]);
     assert!(!plain.stdout.contains('\x1b'), "NO_COLOR and a pipe: no colour");
     let forced = sb.ok(&["--color", "always", "catalog", "--limit", "1"]);
     assert!(forced.stdout.contains("\x1b[1mTYPE\x1b[0m"), "{:?}", forced.stdout);
 }
 
-/// Runs `cmd` with a pseudo-terminal on stdin that has `answer` typed into it, so herd's
-/// confirmation question is asked and answered as a person would.
-fn with_terminal(mut cmd: Command, answer: &str) -> Run {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty writes two new descriptors into the pointers and reads nothing else.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors are fresh and owned by nothing else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    let mut typing = std::fs::File::from(master);
-    typing.write_all(answer.as_bytes()).unwrap();
-    let out = cmd.stdin(Stdio::from(slave)).output().unwrap();
-    drop(typing);
-    Run::from(&[], out)
-}
-
-/// The `herd ...` command a message prints between backticks, starting with `prefix`.
-fn printed_command(text: &str, prefix: &str) -> String {
-    let start = text
-        .find(&format!("`{prefix}"))
-        .unwrap_or_else(|| panic!("no `{prefix}...` in:\n{text}"));
-    let rest = &text[start + 1..];
-    rest[..rest.find('`').unwrap()].to_string()
-}
-
-impl Sandbox {
-    /// Runs a command line exactly as herd printed it (`herd down --cluster e2e`), on a
-    /// terminal that answers `y` to its question.
-    fn run_printed(&self, line: &str) -> Run {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(words[0], "herd", "{line}");
-        with_terminal(self.cmd(&words[1..]), "y\n")
-    }
-
-    fn live(&self) -> Vec<Value> {
-        self.json(&["ls", "--json"]).as_array().unwrap().clone()
-    }
-}
-
 #[test]
 fn printed_commands_work_as_printed() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     // `ls` on nothing suggests a launch: it launches.
     let empty = sb.ok(&["ls"]);
     let suggested = printed_command(&empty.stderr, "herd launch");
@@ -652,11 +512,8 @@ fn printed_commands_work_as_printed() {
 
 #[test]
 fn down_refuses_what_is_not_yours_and_says_whose() {
-    let sb = Sandbox::new();
-    let as_bob = |args: &[&str]| {
-        let out = sb.cmd(args).env("USER", "bob").output().unwrap();
-        Run::from(args, out)
-    };
+    let sb = sandbox();
+    let as_bob = |args: &[&str]| sb.run_cmd(sb.cmd(args).env("USER", "bob"));
     let r = as_bob(&["launch", "l1.small", "--deadline", "5m", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let bobs: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -694,7 +551,7 @@ fn down_refuses_what_is_not_yours_and_says_whose() {
 
 #[test]
 fn unconfigured_clouds_say_how_to_configure_them() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let r = sb.fails(&["ls", "--cloud", "aws"]);
     assert!(r.stderr.contains("AWS is not configured"), "{}", r.stderr);
     assert!(
@@ -715,7 +572,7 @@ fn unconfigured_clouds_say_how_to_configure_them() {
 #[test]
 fn down_all_works_when_the_ledger_is_corrupt_or_empty() {
     for (what, bytes) in [("corrupt", vec![0x5a_u8; 8192]), ("empty", Vec::new())] {
-        let sb = Sandbox::new();
+        let sb = sandbox();
         sb.ok(&["launch", "l1.small", "-n", "2", "--deadline", "5m"]);
         std::fs::write(sb.ledger(), &bytes).unwrap();
         let r = sb.run(&["down", "--all", "--yes"]);
@@ -749,7 +606,7 @@ fn down_all_works_when_the_ledger_is_corrupt_or_empty() {
 
 #[test]
 fn catalog_json_into_a_closed_pipe_exits_quietly() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let mut child = sb
         .cmd(&["catalog", "--json"])
         .stdout(Stdio::piped())
@@ -781,13 +638,13 @@ fn interrupt(sb: &Sandbox, args: &[&str], after: impl Fn(&Sandbox), again: Optio
         std::thread::sleep(d);
         unsafe { libc::kill(pid, libc::SIGINT) };
     }
-    Run::from(&[], child.wait_with_output().unwrap())
+    Run::of(child.wait_with_output().unwrap())
 }
 
 #[test]
 fn ctrl_c_during_a_launch_ends_it_and_says_how_to_stop_it() {
     // Boots take a second: the interrupt lands in the boot wait.
-    let sb = Sandbox::with_config("[simulator.faults]\nboot_delay = \"1500ms\"\n");
+    let sb = sandbox_with("[simulator.faults]\nboot_delay = \"1500ms\"\n");
     let args = [
         "launch",
         "l1.small",

@@ -2,83 +2,18 @@
 //! ledger and state dir in a temp dir. Bad input fails clearly and leaves nothing running;
 //! a sweep resumes; Ctrl-C terminates every instance before the command exits.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use herd_testkit::cli::Herd as Sandbox;
 
 const HERD: &str = env!("CARGO_BIN_EXE_herd");
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        std::fs::write(
-            dir.path().join("herd.toml"),
-            "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("work.sh"), WORK).unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn spec(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(HERD);
-        c.args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
-            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
-            .env("HERD_SIM_DIR", self.path().join("sim"))
-            .env("HERD_LEDGER", self.path().join("ledger.db"))
-            .env("USER", "tester")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let out: Output = self.cmd(args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn live(&self) -> usize {
-        let r = self.run(&["ls", "--json"]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        v.as_array().unwrap().len()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["down", "--all", "--yes"]).output();
-    }
+/// A sandbox (herd-testkit's CLI harness) with quick boots and the workload script.
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::with_config(HERD, "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n");
+    sb.write("work.sh", WORK);
+    sb
 }
 
 /// A small CPU-bound shell workload that prints its own metric.
@@ -94,8 +29,8 @@ fn spec_text(extra_workload: &str, matrix: &str, budget: &str) -> String {
 
 #[test]
 fn plan_lists_cells_and_worst_case_and_refuses_over_budget() {
-    let sb = Sandbox::new();
-    let p = sb.spec(
+    let sb = sandbox();
+    let p = sb.write(
         "s.toml",
         &spec_text("", "types = [\"l1.small\", \"c1.large\"]\nregions = [\"local-*\"]", "1"),
     );
@@ -108,7 +43,7 @@ fn plan_lists_cells_and_worst_case_and_refuses_over_budget() {
         r.stdout
     );
 
-    let p = sb.spec(
+    let p = sb.write(
         "tight.toml",
         &spec_text("", "types = [\"c1.2xlarge\"]\nregions = [\"local-*\"]", "0.001"),
     );
@@ -116,35 +51,35 @@ fn plan_lists_cells_and_worst_case_and_refuses_over_budget() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("over its budget"), "{}", r.stderr);
     assert!(r.stderr.contains("hint: raise `budget`"), "{}", r.stderr);
-    assert_eq!(sb.live(), 0);
+    assert_eq!(sb.live().len(), 0);
 }
 
 #[test]
 fn bad_specs_say_what_and_where() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let text = spec_text("", "types = [\"l1.small\"]", "1").replace("concurrency", "concurency");
-    let p = sb.spec("typo.toml", &text);
+    let p = sb.write("typo.toml", &text);
     let r = sb.run(&["sweep", "plan", p.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("typo.toml:4:"), "{}", r.stderr);
     assert!(r.stderr.contains("unknown key `concurency`"), "{}", r.stderr);
     assert!(r.stderr.contains("did you mean `concurrency`?"), "{}", r.stderr);
 
-    let p = sb.spec("empty.toml", &spec_text("", "regions = [\"local-east-1\"]", "1"));
+    let p = sb.write("empty.toml", &spec_text("", "regions = [\"local-east-1\"]", "1"));
     let r = sb.run(&["sweep", "plan", p.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("no instance types"), "{}", r.stderr);
 
-    let p = sb.spec("name.toml", &spec_text("", "types = [\"l1.smal\"]", "1"));
+    let p = sb.write("name.toml", &spec_text("", "types = [\"l1.smal\"]", "1"));
     let r = sb.run(&["sweep", "plan", p.to_str().unwrap()]);
     assert!(r.stderr.contains("l1.small"), "suggests the nearest type: {}", r.stderr);
 }
 
 #[test]
 fn a_sweep_runs_reports_and_resumes() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let metric = "[workload.metric]\nregex = 'score: ([0-9]+)'\nbetter = \"higher\"";
-    let p = sb.spec(
+    let p = sb.write(
         "s.toml",
         &spec_text(metric, "types = [\"l1.large\", \"c1.large\"]", "1"),
     );
@@ -167,7 +102,7 @@ fn a_sweep_runs_reports_and_resumes() {
     ] {
         assert!(out.join(f).is_file(), "{f} written");
     }
-    assert_eq!(sb.live(), 0, "every instance was terminated");
+    assert_eq!(sb.live().len(), 0, "every instance was terminated");
 
     // Again: nothing left to run.
     let r = sb.run(&["sweep", "run", p.to_str().unwrap()]);
@@ -186,41 +121,41 @@ fn a_sweep_runs_reports_and_resumes() {
 
 #[test]
 fn a_crashing_workload_fails_its_cell_with_the_output_and_leaves_nothing() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let text = spec_text("", "types = [\"l1.large\"]", "1").replace("sh work.sh", "echo about to fail; exit 3");
-    let p = sb.spec("crash.toml", &text);
+    let p = sb.write("crash.toml", &text);
     let r = sb.run(&["sweep", "run", p.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("the run failed with exit code 3"), "{}", r.stderr);
     assert!(r.stderr.contains("about to fail"), "the output is kept: {}", r.stderr);
     assert!(r.stderr.contains("1 of 1 cells failed"), "{}", r.stderr);
-    assert_eq!(sb.live(), 0);
+    assert_eq!(sb.live().len(), 0);
 
     let text = spec_text(
         "[workload.metric]\nregex = 'nope: ([0-9]+)'\nbetter = \"lower\"",
         "types = [\"l1.large\"]",
         "1",
     );
-    let p = sb.spec("nomatch.toml", &text);
+    let p = sb.write("nomatch.toml", &text);
     let r = sb.run(&["sweep", "run", p.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("matched nothing"), "{}", r.stderr);
     assert!(r.stderr.contains("score: 20000"), "the last output lines: {}", r.stderr);
-    assert_eq!(sb.live(), 0);
+    assert_eq!(sb.live().len(), 0);
 }
 
 #[test]
 fn a_hanging_workload_times_out_and_is_terminated() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let text = spec_text("", "types = [\"l1.large\"]", "1")
         .replace("timeout = \"3m\"", "timeout = \"4s\"")
         .replace("sh work.sh", "echo started; sleep 600");
-    let p = sb.spec("hang.toml", &text);
+    let p = sb.write("hang.toml", &text);
     let r = sb.run(&["sweep", "run", p.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("timeout"), "{}", r.stderr);
     assert!(r.stderr.contains("started"), "the output is kept: {}", r.stderr);
-    assert_eq!(sb.live(), 0);
+    assert_eq!(sb.live().len(), 0);
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -236,9 +171,9 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[test]
 fn ctrl_c_terminates_every_instance_before_exiting() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let text = spec_text("", "types = [\"l1.large\", \"c1.large\"]", "1").replace("sh work.sh", "sleep 600");
-    let p = sb.spec("long.toml", &text);
+    let p = sb.write("long.toml", &text);
     let mut child = sb
         .cmd(&["sweep", "run", p.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -247,7 +182,7 @@ fn ctrl_c_terminates_every_instance_before_exiting() {
         .unwrap();
     // Until both cells have a running instance (polled, bounded).
     let t0 = Instant::now();
-    while sb.live() < 2 {
+    while sb.live().len() < 2 {
         assert!(t0.elapsed() < Duration::from_secs(60), "the cells never launched");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -262,5 +197,5 @@ fn ctrl_c_terminates_every_instance_before_exiting() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(stderr.contains("resumes"), "{stderr}");
-    assert_eq!(sb.live(), 0, "nothing is left running after Ctrl-C");
+    assert_eq!(sb.live().len(), 0, "nothing is left running after Ctrl-C");
 }

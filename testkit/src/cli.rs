@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -38,6 +38,11 @@ impl Run {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         }
+    }
+
+    /// The end of a process run elsewhere (`child.wait_with_output()`).
+    pub fn of(out: Output) -> Self {
+        Run::from_parts(out.status, out.stdout, out.stderr)
     }
 
     /// Both streams, for assertion messages.
@@ -174,7 +179,7 @@ impl Herd {
 
     /// Runs `args`.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.run_cmd(self.cmd(args))
+        self.run_cmd(&mut self.cmd(args))
     }
 
     /// Runs `args` with extra variables.
@@ -183,12 +188,12 @@ impl Herd {
         for (k, v) in env {
             c.env(k, v);
         }
-        self.run_cmd(c)
+        self.run_cmd(&mut c)
     }
 
-    /// Runs a command built from [`Herd::cmd`], killed (and the test failed) past the
-    /// sandbox's timeout.
-    pub fn run_cmd(&self, cmd: Command) -> Run {
+    /// Runs a command built from [`Herd::cmd`] (`h.run_cmd(h.cmd(args).env("USER", "bob"))`),
+    /// killed (and the test failed) past the sandbox's timeout.
+    pub fn run_cmd(&self, cmd: &mut Command) -> Run {
         run_with_timeout(cmd, self.timeout)
     }
 
@@ -243,7 +248,7 @@ impl Drop for Herd {
         let aws = self.env.iter().any(|(k, _)| k == "AWS_ENDPOINT_URL");
         if self.cleanup && (self.sim_dir().exists() || aws) {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_with_timeout(self.cmd(&["down", "--all", "--yes"]), Duration::from_secs(60))
+                run_with_timeout(&mut self.cmd(&["down", "--all", "--yes"]), Duration::from_secs(60))
             }));
         }
     }
@@ -262,9 +267,12 @@ pub fn aws_credentials(endpoint: &str, region: &str) -> Vec<(&'static str, Strin
 
 /// Runs `cmd` to its end, reading both streams as it goes; kills it (by its handle) and
 /// panics past `limit`, so a hung `herd` fails its test instead of the whole run.
-pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Run {
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
+    use std::os::unix::process::CommandExt;
     let what = format!("{cmd:?}");
     let mut child = cmd
+        // Its own process group, so a timeout ends what it started too (and the pipes close).
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -291,6 +299,11 @@ pub fn wait_with_timeout(child: &mut Child, limit: Duration, what: &str) -> Run 
             break s;
         }
         if start.elapsed() > limit {
+            // SAFETY: kill(2) on the group of our own child, which we have not reaped (so
+            // its id is not reused); a child in our own group is killed by its handle.
+            if child_leads_group(child) {
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            }
             let _ = child.kill();
             let _ = child.wait();
             let stderr = err.join().unwrap_or_default();
@@ -302,6 +315,13 @@ pub fn wait_with_timeout(child: &mut Child, limit: Duration, what: &str) -> Run 
         std::thread::sleep(Duration::from_millis(10));
     };
     Run::from_parts(status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+}
+
+/// Whether `child` leads a process group of its own (started by [`run_with_timeout`]).
+fn child_leads_group(child: &Child) -> bool {
+    let pid = child.id() as i32;
+    // SAFETY: getpgid(2) only reads the group of a process we started and have not reaped.
+    pid > 0 && unsafe { libc::getpgid(pid) } == pid
 }
 
 /// Runs `cmd` with a pseudo-terminal on stdin that has `answer` typed into it, so herd's
