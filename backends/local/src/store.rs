@@ -804,7 +804,9 @@ pub(crate) fn row_from_spec(spec: &VmSpec, now: i64) -> Row {
     Row {
         seq: 0,
         id: spec.id.clone(),
-        region: rec.as_ref().map_or_else(|| pricing::DEFAULT_REGION.into(), |r| r.region.clone()),
+        region: rec
+            .as_ref()
+            .map_or_else(|| pricing::DEFAULT_REGION.into(), |r| r.region.clone()),
         zone: rec.as_ref().map_or_else(|| "unknown".into(), |r| r.zone.clone()),
         instance_type: spec.instance_type.clone(),
         vcpus: spec.vcpus,
