@@ -34,6 +34,30 @@ fn io_error(what: &str, p: &Path, e: std::io::Error) -> Error {
     )
 }
 
+/// Refuses a secret file others can read (`what` names it: "the private key"), as ssh
+/// does; `read_error` words a failed stat the caller's way.
+pub(crate) fn private_only(path: &Path, what: &str, read_error: impl FnOnce(std::io::Error) -> Error) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{what} {} can be read by others (mode {:o})",
+                    path.display(),
+                    mode & 0o777
+                ),
+            )
+            .with_hint(format!("chmod 600 {}", path.display())));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what, read_error);
+    Ok(())
+}
+
 /// The owner's public key in OpenSSH format (`ssh-ed25519 AAAA...`, no comment),
 /// generating the pair on first use.
 pub fn local_key(key_dir: &Path, owner: &str) -> Result<String> {
@@ -94,25 +118,7 @@ fn existing(private: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("read", private, e)),
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(private)
-            .map_err(|e| io_error("read", private, e))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "the private key {} can be read by others (mode {:o})",
-                    private.display(),
-                    mode & 0o777
-                ),
-            )
-            .with_hint(format!("chmod 600 {}", private.display())));
-        }
-    }
+    private_only(private, "the private key", |e| io_error("read", private, e))?;
     let key = ssh_key::PrivateKey::from_openssh(text.as_bytes()).map_err(|e| {
         Error::config(format!("{} is not an OpenSSH private key herd can read: {e}", private.display()))
             .with_hint("move it away: herd generates a new pair on the next launch (instances launched with the old one become unreachable)")

@@ -380,17 +380,8 @@ fn jwt(email: &str, key: &ring::signature::RsaKeyPair, aud: &str, now: DateTime<
     Ok(format!("{signing}.{}", b64.encode(sig)))
 }
 
-/// `application/x-www-form-urlencoded` for one value.
-fn form(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+/// `application/x-www-form-urlencoded` for one value: the same unreserved set as a URL's.
+use crate::client::encode as form;
 
 #[cfg(test)]
 mod tests {

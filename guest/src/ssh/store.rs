@@ -101,25 +101,7 @@ impl HostKeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("read", &path, e)),
         };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .map_err(|e| io_error("read", &path, e))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "the host key {} can be read by others (mode {:o})",
-                        path.display(),
-                        mode & 0o777
-                    ),
-                )
-                .with_hint(format!("chmod 600 {}", path.display())));
-            }
-        }
+        crate::key::private_only(&path, "the host key", |e| io_error("read", &path, e))?;
         HostKeyPair::from_private_openssh(&text).map(Some)
     }
 
