@@ -6,80 +6,27 @@
 //! owner's public key. herd connects pinning that key, through the CLI.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use herd_aws::testing::Moto;
 use herd_guest::ssh::testing::Sshd;
 use herd_guest::ssh::HostKeyPair;
+use herd_testkit::cli::Herd;
 use serde_json::Value;
 
 const HERD: &str = env!("CARGO_BIN_EXE_herd");
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-    endpoint: String,
-    map: Option<String>,
-    user: String,
+/// The shared CLI sandbox pointed at moto, logging in as this machine's user (the sshd
+/// runs as it).
+fn sandbox(endpoint: &str) -> Herd {
+    Herd::new(HERD)
+        .aws(endpoint, "us-east-1")
+        .env("HERD_AWS_SSH_USER", current_user())
 }
 
-impl Sandbox {
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(HERD);
-        c.args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.path().join("home/.config"))
-            .env("XDG_DATA_HOME", self.path().join("home/.local/share"))
-            .env("HERD_LEDGER", self.path().join("ledger.db"))
-            .env("HERD_CLOUD", "aws")
-            .env("USER", "tester")
-            .env("NO_COLOR", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("HERD_AWS_REGIONS", "us-east-1")
-            .env("HERD_AWS_SSH_USER", &self.user)
-            .env("HERD_SIM_DIR", self.path().join("sim"))
-            .stdin(Stdio::null());
-        if let Some(m) = &self.map {
-            c.env("HERD_AWS_TEST_ADDRESS_MAP", m);
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        eprintln!("herd {args:?}");
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "herd {args:?} failed:\n{out}{err}");
-        out
-    }
-
-    fn keys(&self) -> PathBuf {
-        self.path().join("home/.local/share/herd/keys")
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["down", "--all", "--yes"]).output();
-    }
+/// Where herd keeps the owner key and the launches' host keys in the sandbox.
+fn keys(h: &Herd) -> PathBuf {
+    h.home().join(".local/share/herd/keys")
 }
 
 fn moto() -> Moto {
@@ -110,13 +57,7 @@ fn current_user() -> String {
 #[test]
 fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
     let moto = moto();
-    let mut sb = Sandbox {
-        dir: tempfile::tempdir().unwrap(),
-        endpoint: moto.endpoint(),
-        map: None,
-        user: current_user(),
-    };
-    std::fs::create_dir_all(sb.path().join("home")).unwrap();
+    let mut sb = sandbox(&moto.endpoint());
     sb.ok(&[
         "launch",
         "--cloud",
@@ -129,22 +70,22 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
         "--cluster",
         "ex",
     ]);
-    let ids: Vec<String> = serde_json::from_str::<Value>(&sb.ok(&["ls", "--json"]))
-        .unwrap()
-        .as_array()
-        .unwrap()
+    let ids: Vec<String> = sb
+        .live()
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2);
 
     // The "VM": serving the launch's host key and admitting the owner's key.
-    let owner = std::fs::read_to_string(sb.keys().join("herd-tester-ed25519.pub")).unwrap();
-    let sshd = Sshd::start_as(Some(launch_host_key(&sb.keys())), &[owner]).unwrap_or_else(|e| panic!("{e}"));
-    sb.map = Some(format!("*={}", sshd.addr()));
+    let owner = std::fs::read_to_string(keys(&sb).join("herd-tester-ed25519.pub")).unwrap();
+    let sshd = Sshd::start_as(Some(launch_host_key(&keys(&sb))), &[owner]).unwrap_or_else(|e| panic!("{e}"));
+    sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
 
     // On both instances at once, output prefixed by id, stderr kept apart.
-    let (code, out, err) = sb.run(&["exec", "--cluster", "ex", "--", "echo hello; echo oops >&2"]);
+    let (code, out, err) = sb
+        .run(&["exec", "--cluster", "ex", "--", "echo hello; echo oops >&2"])
+        .triple();
     assert_eq!(code, 0, "{out}{err}");
     for id in &ids {
         assert!(out.contains(&format!("[{id}] hello\n")), "{out}");
@@ -153,22 +94,22 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
     assert!(err.contains("EXIT"), "a summary: {err}");
 
     // A failure anywhere is a non-zero exit with each code in the summary.
-    let (code, out, err) = sb.run(&["exec", "--cluster", "ex", "--", "exit 3"]);
+    let (code, out, err) = sb.run(&["exec", "--cluster", "ex", "--", "exit 3"]).triple();
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("failed on 2 of 2"), "{err}");
-    let (code, _, err) = sb.run(&["exec", &ids[0], "--", "no-such-command-herd"]);
+    let (code, _, err) = sb.run(&["exec", &ids[0], "--", "no-such-command-herd"]).triple();
     assert_ne!(code, 0);
     assert!(err.contains("127"), "{err}");
 
     // A timeout ends the command, and says so.
     let t0 = std::time::Instant::now();
-    let (code, _, err) = sb.run(&["exec", &ids[0], "--timeout", "2s", "--", "sleep 60"]);
+    let (code, _, err) = sb.run(&["exec", &ids[0], "--timeout", "2s", "--", "sleep 60"]).triple();
     assert_ne!(code, 0);
     assert!(err.contains("timed out"), "{err}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(30));
 
     // JSON for machines.
-    let v: Value = serde_json::from_str(&sb.ok(&["exec", &ids[0], "--json", "--", "echo hi"])).unwrap();
+    let v: Value = sb.json(&["exec", &ids[0], "--json", "--", "echo hi"]);
     assert_eq!(v[0]["exit_code"], 0);
     assert_eq!(v[0]["stdout"], "hi\n");
 
@@ -177,17 +118,21 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
     let marker = format!("payload-{}", std::process::id());
     std::fs::write(&local, &marker).unwrap();
     sb.ok(&["cp", local.to_str().unwrap(), &format!("{}:cp-test", ids[0])]);
-    let out = sb.ok(&["exec", &ids[0], "--", "cat cp-test/payload.txt; rm -rf cp-test"]);
+    let out = sb
+        .ok(&["exec", &ids[0], "--", "cat cp-test/payload.txt; rm -rf cp-test"])
+        .stdout;
     assert!(out.contains(&marker), "{out}");
     // exec --files ships first.
-    let out = sb.ok(&[
-        "exec",
-        &ids[1],
-        "--files",
-        local.to_str().unwrap(),
-        "--",
-        "cat payload.txt; rm payload.txt",
-    ]);
+    let out = sb
+        .ok(&[
+            "exec",
+            &ids[1],
+            "--files",
+            local.to_str().unwrap(),
+            "--",
+            "cat payload.txt; rm payload.txt",
+        ])
+        .stdout;
     assert!(out.contains(&marker), "{out}");
 
     // logs reads what the boot script captured (none here: the sshd's machine never ran it).

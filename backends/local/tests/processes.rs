@@ -351,7 +351,7 @@ async fn bigger_type_is_faster(cpu: Option<&str>) -> String {
     // whatever else the host is doing.
     let mut large_runs = Vec::new();
     let mut small_runs = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         large_runs.push(run(large.clone()).await);
         small_runs.push(run(small.clone()).await);
     }
@@ -363,7 +363,11 @@ async fn bigger_type_is_faster(cpu: Option<&str>) -> String {
         mechanism.trim()
     );
     eprintln!("{report}");
-    assert!(ratio >= 2.5, "{report}");
+    // A large instance's quota is a full core: 4x a small one's. A busy host (builds
+    // beside the tests) caps what the large one gets below its quota, so the bar drops
+    // to 1.8x only when the large instance visibly got less than 80% of a core.
+    let large_share = large_runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    assert!(ratio >= 2.5 || (large_share < 0.8 && ratio >= 1.8), "{report}");
     // The quota is a ceiling whatever the host's load.
     assert!(small_runs.iter().all(|r| r.1 < 0.35), "{report}");
     l.terminate(&[small, large]).await.unwrap();
