@@ -88,6 +88,12 @@ pub enum Command {
     Exec(ExecArgs),
     /// Read the output of --setup and --command, captured on the instance.
     Logs(LogsArgs),
+    /// An interactive shell on an instance (the system `ssh`, with herd's key and the
+    /// instance's pinned host key); after `--`, one command instead.
+    #[command(
+        after_help = "Examples:\n  herd ssh i-0abc\n  herd ssh i-0abc -- nvidia-smi\n  herd ssh i-0abc --print   # the ssh command line, to reuse"
+    )]
+    Ssh(SshArgs),
     /// Copy local files to instances (into the folder commands run in, or DEST).
     #[command(after_help = "Example: herd cp run.sh data.csv --cluster train:inputs")]
     Cp(CpArgs),
@@ -584,6 +590,19 @@ pub struct LogsArgs {
     /// Keep printing as the logs grow (Ctrl-C ends).
     #[arg(short, long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Print the `ssh` command line (and write its known-hosts file) instead of running it.
+    #[arg(long)]
+    pub print: bool,
+    /// A command to run instead of a shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
     let printer = printer::Printer::new(cli.global.color).verbose(cli.global.verbose);
     match commands::run(cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<commands::ExitWith>() => {
+            ExitCode::from(e.downcast_ref::<commands::ExitWith>().map_or(1, |c| c.0))
+        }
         Err(e) => match e.downcast::<commands::Interrupted>() {
             // 128 + SIGINT, as a shell reports a process Ctrl-C ended.
             Ok(i) => {

@@ -688,3 +688,25 @@ fn ctrl_c_during_a_launch_ends_it_and_says_how_to_stop_it() {
     assert_eq!(done.code, 0, "{stop}: {}{}", done.stdout, done.stderr);
     assert!(sb.live().is_empty(), "`{stop}` stopped what was left");
 }
+
+#[test]
+fn ssh_on_the_simulator_is_a_shell_in_the_instance_volume() {
+    let sb = sandbox();
+    let launched = sb.json(&["launch", "l1.small", "--deadline", "5m", "--json"]);
+    let id = launched["instances"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{launched}"))
+        .to_string();
+    let r = sb.run_env(
+        &["ssh", &id, "--", "echo $HERD_INSTANCE_ID; pwd; exit 4"],
+        &[("SHELL", "/bin/sh")],
+    );
+    assert_eq!(r.code, 4, "its exit code is herd's: {}", r.all());
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some(id.as_str()), "{}", r.stdout);
+    let pwd = lines.next().unwrap_or_default();
+    assert!(pwd.starts_with(&sb.sim_dir().to_string_lossy().to_string()), "{pwd}");
+    // Unknown ids are refused like everywhere else.
+    let r = sb.fails(&["ssh", "i-0000000000000dead", "--", "true"]);
+    assert!(r.stderr.contains("i-0000000000000dead"), "{}", r.stderr);
+}

@@ -79,7 +79,7 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
 
     // The "VM": serving the launch's host key and admitting the owner's key.
     let owner = std::fs::read_to_string(keys(&sb).join("herd-tester-ed25519.pub")).unwrap();
-    let sshd = Sshd::start_as(Some(launch_host_key(&keys(&sb))), &[owner]).unwrap_or_else(|e| panic!("{e}"));
+    let sshd = Sshd::start_as(Some(launch_host_key(&keys(&sb))), &[owner.clone()]).unwrap_or_else(|e| panic!("{e}"));
     sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
 
     // On both instances at once, output prefixed by id, stderr kept apart.
@@ -134,6 +134,38 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
         ])
         .stdout;
     assert!(out.contains(&marker), "{out}");
+
+    // herd ssh: the system ssh, the owner's key, the launch's host key pinned.
+    let r = sb.run(&["ssh", &ids[0], "--", "echo via-ssh; pwd"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("via-ssh\n"), "{}", r.all());
+    assert!(
+        r.stdout.trim_end().ends_with("/herd-work"),
+        "in herd's work folder: {}",
+        r.stdout
+    );
+    let printed = sb.ok(&["ssh", &ids[0], "--print"]).stdout;
+    assert!(printed.contains("StrictHostKeyChecking=yes"), "{printed}");
+    // The remote command's exit code is herd's.
+    assert_eq!(sb.run(&["ssh", &ids[0], "--", "exit 7"]).code, 7);
+    // Another machine at that address (a host key of its own) is refused, never learnt.
+    let impostor =
+        Sshd::start_as(Some(HostKeyPair::generate().unwrap()), &[owner.clone()]).unwrap_or_else(|e| panic!("{e}"));
+    sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", impostor.addr()));
+    let r = sb.run(&["ssh", &ids[0], "--", "echo should-not-run"]);
+    assert_eq!(r.code, 255, "{}", r.all());
+    assert!(!r.stdout.contains("should-not-run"), "{}", r.all());
+    assert!(r.stderr.contains("Host key verification failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: ssh could not log in"), "{}", r.stderr);
+    // herd's own transport refuses it too, at once: this launch's VMs have shown herd's
+    // key before, so a different one is no boot script still running.
+    let t0 = std::time::Instant::now();
+    let r = sb.run(&["exec", &ids[0], "--", "echo should-not-run"]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("should-not-run"), "{}", r.all());
+    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{:?}", t0.elapsed());
+    sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
 
     // logs reads what the boot script captured (none here: the sshd's machine never ran it).
     sb.ok(&["logs", &ids[0]]);

@@ -742,6 +742,16 @@ impl Launcher {
             .map_err(|e| self.ctx(e.with_context("instance", id.to_string()), Operation::Exec))
     }
 
+    /// Where and how to open a shell on an instance (`herd ssh`). Not retried either: the
+    /// backend's own lookups are, inside it.
+    pub async fn login(&self, id: &str) -> Result<Login> {
+        self.inner
+            .provider
+            .login(id)
+            .await
+            .map_err(|e| self.ctx(e.with_context("instance", id.to_string()), Operation::Exec))
+    }
+
     /// [`Launcher::exec`] with the output streamed to `sink` as it arrives.
     pub async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
         if !self.capabilities().exec {

@@ -78,6 +78,11 @@ pub trait Provider: Send + Sync + Debug {
         Err(Error::unsupported("this backend cannot run commands in instances"))
     }
 
+    /// How to open an interactive shell on a running instance (`herd ssh`).
+    async fn login(&self, _id: &str) -> Result<Login> {
+        Err(Error::unsupported("this backend cannot open a shell on its instances"))
+    }
+
     /// [`Provider::exec`] with its output handed to `sink` as it arrives (`herd exec`,
     /// `herd logs -f`). The default runs `exec` and hands over the whole output at the
     /// end, for backends whose channel returns it only then (the simulator's agent).

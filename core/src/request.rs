@@ -441,6 +441,56 @@ impl ExecRequest {
     }
 }
 
+/// How a person gets a shell on an instance (`herd ssh`): the backend says where and with
+/// which credentials; the CLI runs the shell, so the terminal is the user's own.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Login {
+    /// An SSH server, reached with the system `ssh` and the host key pinned.
+    Ssh(SshLogin),
+    /// A process on this machine (the simulator): a shell in the instance's volume.
+    Local {
+        dir: std::path::PathBuf,
+        env: Vec<(String, String)>,
+    },
+}
+
+/// Everything `ssh` needs to log in to an instance without trusting on first use.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SshLogin {
+    pub addr: std::net::SocketAddr,
+    pub user: String,
+    /// The owner's private key file (the secret stays on disk; only its path travels).
+    pub identity: std::path::PathBuf,
+    /// The instance's host key, one OpenSSH public-key line (`ssh-ed25519 AAAA...`).
+    pub host_key: String,
+    /// Where herd's commands run, relative to the login's home, if the backend has one.
+    pub work_dir: Option<String>,
+}
+
+impl SshLogin {
+    pub fn new(
+        addr: std::net::SocketAddr,
+        user: impl Into<String>,
+        identity: impl Into<std::path::PathBuf>,
+        host_key: impl Into<String>,
+    ) -> Self {
+        SshLogin {
+            addr,
+            user: user.into(),
+            identity: identity.into(),
+            host_key: host_key.into(),
+            work_dir: None,
+        }
+    }
+
+    pub fn work_dir(mut self, dir: impl Into<String>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ExecOutput {

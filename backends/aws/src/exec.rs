@@ -19,7 +19,8 @@ use herd_core::{
 };
 use herd_guest::busy;
 use herd_guest::ssh::{
-    shell_quote, ClientKey, ConnectOptions, ExecOptions, Exit, HostKeyPolicy, HostKeyStore, Session, Stream, Transport,
+    shell_quote, ClientKey, ConnectOptions, ExecOptions, Exit, HostKey, HostKeyPolicy, HostKeyStore, Session, Stream,
+    Transport,
 };
 use tokio::sync::Mutex;
 
@@ -53,30 +54,20 @@ impl Sessions {
                 return Ok(s.clone());
             }
         }
-        let request = inst.tag(tags::REQUEST).ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "instance {} carries no {} tag, so herd cannot tell which host key it has",
-                    inst.id,
-                    tags::REQUEST
-                ),
-            )
-            .with_hint("herd connects only to instances it launched itself")
-        })?;
-        let pinned = store.pinned(request)?;
+        let pinned = pinned_key(inst, store)?;
         let addr = address(inst)?;
+        let request = inst.tag(tags::REQUEST).unwrap_or_default();
+        // A wrong key is waited out only until the launch's VMs have shown herd's key once.
+        let mut opts = ConnectOptions::default();
+        if store.confirmed(request) {
+            opts.host_key_settle = std::time::Duration::ZERO;
+        }
         let s = Arc::new(
             self.transport
-                .connect(
-                    addr,
-                    user,
-                    key,
-                    &HostKeyPolicy::pinned(pinned),
-                    &ConnectOptions::default(),
-                )
+                .connect(addr, user, key, &HostKeyPolicy::pinned(pinned), &opts)
                 .await?,
         );
+        store.confirm(request)?;
         self.open.lock().await.insert(inst.id.clone(), s.clone());
         Ok(s)
     }
@@ -85,6 +76,22 @@ impl Sessions {
     pub async fn drop_session(&self, id: &str) {
         self.open.lock().await.remove(id);
     }
+}
+
+/// The host key `inst`'s launch installed, found through its `herd-request` tag.
+pub fn pinned_key(inst: &Instance, store: &HostKeyStore) -> Result<HostKey> {
+    let request = inst.tag(tags::REQUEST).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "instance {} carries no {} tag, so herd cannot tell which host key it has",
+                inst.id,
+                tags::REQUEST
+            ),
+        )
+        .with_hint("herd connects only to instances it launched itself")
+    })?;
+    store.pinned(request)
 }
 
 /// Where to reach `inst`: its public address on port 22 (through the test map in

@@ -12,8 +12,8 @@ use herd_core::plumbing::lookup::{launch_once, Start};
 use herd_core::plumbing::{check_owned, fan_out, in_order, PartialLaunches};
 use herd_core::{
     tags, Arch, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput,
-    ExecRequest, Instance, LaunchRequest, Leftover, ListRequest, OutputSink, Provider, ProviderInfo, ReapResult,
-    Result, SharedClock, SystemClock, TagLimits, Tags, TerminateOutcome, TerminateResult,
+    ExecRequest, Instance, LaunchRequest, Leftover, ListRequest, Login, OutputSink, Provider, ProviderInfo, ReapResult,
+    Result, SharedClock, SshLogin, SystemClock, TagLimits, Tags, TerminateOutcome, TerminateResult,
 };
 
 use crate::access::{caller_cidr, AccessCache};
@@ -546,6 +546,19 @@ impl Provider for AwsProvider {
             self.sessions.drop_session(id).await;
         }
         r
+    }
+
+    /// The system `ssh` to the instance's address as the configured login, with the owner's
+    /// key and the launch's pinned host key: the same target `exec` connects to.
+    async fn login(&self, id: &str) -> Result<Login> {
+        let inst = self.instance(id).await?;
+        let cfg = self.config();
+        let pinned = crate::exec::pinned_key(&inst, &self.host_keys())?;
+        let addr = crate::exec::address(&inst)?;
+        let identity = crate::access::private_key_path(&cfg.key_dir, &cfg.owner);
+        Ok(Login::Ssh(
+            SshLogin::new(addr, &cfg.ssh_user, identity, pinned.to_openssh()).work_dir(crate::exec::WORK_DIR),
+        ))
     }
 
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {

@@ -14,8 +14,8 @@ use herd_core::clock::between;
 use herd_core::plumbing::{check_owned, in_order, ZoneFallback};
 use herd_core::{
     tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
-    Instance, LaunchRequest, Leftover, ListRequest, Money, Provider, ProviderInfo, PurchaseOption, ReapResult, Result,
-    SeededRng, SharedClock, TerminateOutcome, TerminateResult,
+    Instance, LaunchRequest, Leftover, ListRequest, Login, Money, Provider, ProviderInfo, PurchaseOption, ReapResult,
+    Result, SeededRng, SharedClock, TerminateOutcome, TerminateResult,
 };
 use rust_decimal::Decimal;
 
@@ -251,6 +251,38 @@ impl LocalProvider {
 
     fn vm_dir(&self, id: &str) -> Option<VmDir> {
         self.state_dir.as_ref().map(|d| VmDir::new(d, id))
+    }
+
+    /// The instance's row once it is up (waiting for its boot, like waiting for SSH):
+    /// an error if it is unknown or has ended.
+    async fn running_row(&self, id: &str) -> Result<store::Row> {
+        loop {
+            let now = self.now_ms();
+            let (row, ended) = self.store.write(|tx| {
+                let ended = self.settle(tx, now, true)?;
+                Ok((store::get(tx, id)?, ended))
+            })?;
+            self.after_settle(&ended);
+            let Some(r) = row else {
+                return Err(Error::not_found(format!("no instance `{id}` in the simulator"))
+                    .with_hint("`herd ls` lists the instances"));
+            };
+            if r.ended_at.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "instance {id} is terminated ({})",
+                        r.state_reason.as_deref().unwrap_or("ended")
+                    ),
+                ));
+            }
+            if r.ready_at > now {
+                // Like waiting for SSH to come up.
+                self.clock.sleep(Duration::from_millis((r.ready_at - now) as u64)).await;
+                continue;
+            }
+            return Ok(r);
+        }
     }
 
     /// An instance id: `i-` + 17 hex digits, derived from the seed, the launch id and the
@@ -909,38 +941,32 @@ impl Provider for LocalProvider {
             )
             .with_hint("build the simulator with processes enabled"));
         }
-        let row = loop {
-            let now = self.now_ms();
-            let (row, ended) = self.store.write(|tx| {
-                let ended = self.settle(tx, now, true)?;
-                Ok((store::get(tx, id)?, ended))
-            })?;
-            self.after_settle(&ended);
-            let Some(r) = row else {
-                return Err(Error::not_found(format!("no instance `{id}` in the simulator"))
-                    .with_hint("`herd ls` lists the instances"));
-            };
-            if r.ended_at.is_some() {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "instance {id} is terminated ({})",
-                        r.state_reason.as_deref().unwrap_or("ended")
-                    ),
-                ));
-            }
-            if r.ready_at > now {
-                // Like waiting for SSH to come up.
-                self.clock.sleep(Duration::from_millis((r.ready_at - now) as u64)).await;
-                continue;
-            }
-            break r;
-        };
+        let row = self.running_row(id).await?;
         if self.virtual_exec {
             return exec::virtual_run(&self.store, &self.clock, &row, req).await;
         }
         let dir = self.vm_dir(id).expect("process mode has a state dir");
         exec::run(&self.store, &self.clock, &dir, &row, req).await
+    }
+
+    /// A shell in the instance's volume, where its commands run, with the variables they
+    /// get. It is a process of this machine, outside the instance's CPU limit.
+    async fn login(&self, id: &str) -> Result<Login> {
+        if !self.processes {
+            return Err(Error::unsupported(
+                "this simulator runs virtual instances (no processes), so there is nowhere to log in",
+            ));
+        }
+        let row = self.running_row(id).await?;
+        self.check_owner(std::slice::from_ref(&row))?;
+        let dir = self.vm_dir(id).expect("process mode has a state dir");
+        Ok(Login::Local {
+            dir: dir.disk(),
+            env: vec![
+                ("HERD_INSTANCE_ID".into(), row.id.clone()),
+                ("HERD_INSTANCE_TYPE".into(), row.instance_type.clone()),
+            ],
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod logs;
 mod ls;
 mod plan;
 mod reap;
+mod ssh;
 mod sweep;
 mod target;
 
@@ -46,6 +47,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Sweep(a) => sweep::run(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Logs(a) => logs::run(&ctx, a),
+        Command::Ssh(a) => ssh::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
     };
@@ -99,6 +101,18 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// A command whose own exit code is herd's (`herd ssh -- CMD`): nothing more is printed.
+#[derive(Debug)]
+pub struct ExitWith(pub u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
 
 /// The flags that are settings (the top layer of the merge).
 fn overrides(config: Option<std::path::PathBuf>, command: &Command) -> Overrides {

@@ -119,6 +119,22 @@ impl HostKeyStore {
             ))),
         }
     }
+
+    /// Records that a VM of `launch_id` has shown herd's key: its boot script has run, so
+    /// from now on a different key is refused at once instead of waited out
+    /// ([`super::ConnectOptions::host_key_settle`]).
+    pub fn confirm(&self, launch_id: &str) -> Result<()> {
+        let p = self.dir.join(format!("{}.seen", Self::name(launch_id)?));
+        if !p.exists() {
+            std::fs::write(&p, b"").map_err(|e| io_error("write", &p, e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`HostKeyStore::confirm`] was called for `launch_id` (by any process).
+    pub fn confirmed(&self, launch_id: &str) -> bool {
+        Self::name(launch_id).is_ok_and(|n| self.dir.join(format!("{n}.seen")).exists())
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -134,6 +150,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_launch_is_confirmed_once_seen_and_only_that_launch() {
+        let d = tempfile::tempdir().unwrap();
+        let s = HostKeyStore::under(d.path());
+        s.for_launch("l-1").unwrap();
+        assert!(!s.confirmed("l-1"));
+        s.confirm("l-1").unwrap();
+        s.confirm("l-1").unwrap();
+        assert!(s.confirmed("l-1"));
+        assert!(!s.confirmed("l-2"));
+        assert!(!s.confirmed("../l-1"));
+    }
 
     #[test]
     fn one_key_per_launch_kept_across_calls_and_0600() {
