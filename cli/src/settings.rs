@@ -60,6 +60,9 @@ pub struct Settings {
     /// `[retry] patience` / `HERD_RETRY_PATIENCE`: how long one cloud call keeps being
     /// retried (throttling, outages, hangs) before herd gives up; `None`: core's defaults.
     pub retry_patience: Option<Duration>,
+    /// `[logs] warn_mb_per_min` / `HERD_LOGS_WARN_MB_PER_MIN`: an instance writing more
+    /// output than this is warned about (`exec`, `logs`); 0 turns the warning off.
+    pub log_warn_mb_per_min: f64,
     /// herd's data directory (`$XDG_DATA_HOME/herd`, else `~/.local/share/herd`), under
     /// which a backend keeps what its section does not place elsewhere (AWS: `keys`).
     pub data_dir: PathBuf,
@@ -266,6 +269,14 @@ struct Common {
     budget: Option<BudgetSection>,
     catalog: Option<CatalogSection>,
     retry: Option<RetrySection>,
+    logs: Option<LogsSection>,
+}
+
+/// `[logs]`: when an instance's output rate is worth a warning.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsSection {
+    warn_mb_per_min: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,6 +317,8 @@ enum Kind {
     Money,
     Cloud,
     Days,
+    /// A non-negative number (a rate).
+    Number,
 }
 
 /// The shared variables: name, key, kind. Backends declare theirs in their section.
@@ -319,6 +332,7 @@ const COMMON_ENV: &[(&str, &str, Kind)] = &[
     ("HERD_BUDGET_PER_LAUNCH", "budget.per_launch", Kind::Money),
     ("HERD_BUDGET_PER_DAY", "budget.per_day", Kind::Money),
     ("HERD_RETRY_PATIENCE", "retry.patience", Kind::Duration),
+    ("HERD_LOGS_WARN_MB_PER_MIN", "logs.warn_mb_per_min", Kind::Number),
     ("HERD_CATALOG_DIR", "catalog.overlay_dir", Kind::Text),
     ("HERD_MAX_PRICE_AGE_DAYS", "catalog.max_price_age_days", Kind::Days),
     ("HERD_AWS_PRICING_URL", "catalog.aws_pricing_url", Kind::Text),
@@ -339,6 +353,12 @@ impl Kind {
                 .filter(|d| *d >= 0)
                 .map(drop)
                 .ok_or_else(|| Error::config("not a number of days")),
+            Kind::Number => text
+                .parse::<f64>()
+                .ok()
+                .filter(|n| *n >= 0.0 && n.is_finite())
+                .map(drop)
+                .ok_or_else(|| Error::config("not a non-negative number")),
         }
     }
 }
@@ -719,6 +739,16 @@ impl Common {
         if let Some(p) = retry_patience {
             RetryPolicy::check_patience(p)?;
         }
+        let log_warn_mb_per_min = self
+            .logs
+            .and_then(|l| l.warn_mb_per_min)
+            .unwrap_or(herd_guest::lograte::DEFAULT_WARN_MB_PER_MIN);
+        if !(log_warn_mb_per_min >= 0.0 && log_warn_mb_per_min.is_finite()) {
+            return Err(
+                Error::config(format!("[logs] warn_mb_per_min = {log_warn_mb_per_min} is not a rate"))
+                    .with_hint("a number of MB per minute, e.g. 1; 0 turns the warning off"),
+            );
+        }
         let keepalive_explicit = self.keepalive.is_some();
         let keepalive = match self.keepalive {
             Some(k) if k.is_zero() => None,
@@ -733,6 +763,7 @@ impl Common {
             deadline: self.deadline.unwrap_or(defaults.default_deadline),
             keepalive,
             keepalive_explicit,
+            log_warn_mb_per_min,
             max_count: self.max_count.unwrap_or(defaults.max_count),
             max_deadline: self.max_deadline.unwrap_or(defaults.max_deadline),
             budget: Budget {

@@ -710,3 +710,122 @@ fn ssh_on_the_simulator_is_a_shell_in_the_instance_volume() {
     let r = sb.fails(&["ssh", "i-0000000000000dead", "--", "true"]);
     assert!(r.stderr.contains("i-0000000000000dead"), "{}", r.stderr);
 }
+
+#[test]
+fn a_workload_writing_5_mb_a_minute_is_warned_about_with_its_projection() {
+    let sb = sandbox();
+    // About 5 MB a minute: 41,667 bytes every half second.
+    let chatty = "while :; do head -c 41667 /dev/zero | tr '\\0' x; echo; sleep 0.5; done";
+    let launched = sb.json(&[
+        "launch",
+        "l1.small",
+        "-n",
+        "2",
+        "--deadline",
+        "1h",
+        "--command",
+        chatty,
+        "--cluster",
+        "loud",
+        "--json",
+    ]);
+    let quiet = sb.json(&[
+        "launch",
+        "l1.small",
+        "--deadline",
+        "1h",
+        "--command",
+        "sleep 600",
+        "--json",
+    ]);
+    let id = launched["instances"][0]["id"].as_str().unwrap().to_string();
+    let quiet_id = quiet["instances"][0]["id"].as_str().unwrap().to_string();
+    // The agent samples the logs every 5 s; two samples make a rate.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        let r = sb.ok(&["logs", &id]);
+        if r.stderr.contains("MB/min") || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        r.stdout.contains("xxxx"),
+        "the logs themselves: {}",
+        &r.stdout[..r.stdout.len().min(200)]
+    );
+    let warning = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("MB/min"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(warning.starts_with("warning: "), "{warning}");
+    let rate: f64 = warning
+        .split(" writes ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{warning}"));
+    assert!((3.0..8.0).contains(&rate), "about 5 MB/min: {warning}");
+    // The projection is over the cluster's 2 instances, to the deadline, priced.
+    assert!(warning.contains("2 instances like it write"), "{warning}");
+    assert!(
+        warning.contains("by the deadline (1.0 h left)") || warning.contains("(0.9 h left)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("CloudWatch Logs") && warning.contains("$0.50/GB"),
+        "{warning}"
+    );
+    assert!(
+        r.stderr.contains("hint: ") && r.stderr.contains("warn_mb_per_min"),
+        "{}",
+        r.stderr
+    );
+
+    // exec warns too, for the loud cluster; the quiet instance is not warned about.
+    let r = sb.ok(&["exec", "--cluster", "loud", "--", "true"]);
+    assert!(r.stderr.contains("MB/min"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 more instance(s) write more than 1 MB/min"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.ok(&["exec", &quiet_id, "--", "true"]);
+    assert!(!r.stderr.contains("MB/min"), "{}", r.stderr);
+    // A threshold of 0 turns it off.
+    let r = sb.run_env(&["exec", &id, "--", "true"], &[("HERD_LOGS_WARN_MB_PER_MIN", "0")]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stderr.contains("MB/min"), "{}", r.stderr);
+    let r = sb.run_env(&["exec", &id, "--", "true"], &[("HERD_LOGS_WARN_MB_PER_MIN", "lots")]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("HERD_LOGS_WARN_MB_PER_MIN"), "{}", r.stderr);
+}
+
+#[test]
+fn logs_on_the_simulator_show_what_setup_and_command_printed() {
+    let sb = sandbox();
+    let launched = sb.json(&[
+        "launch",
+        "l1.small",
+        "--deadline",
+        "5m",
+        "--setup",
+        "echo set-up-ran",
+        "--command",
+        "echo command-ran; sleep 60",
+        "--json",
+    ]);
+    let id = launched["instances"][0]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = sb.ok(&["logs", &id]);
+        if r.stdout.contains("command-ran") {
+            assert!(r.stdout.contains("set-up-ran"), "{}", r.stdout);
+            assert!(r.stdout.contains("herd-setup.log"), "{}", r.stdout);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never printed: {}", r.all());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

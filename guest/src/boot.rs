@@ -131,6 +131,7 @@ impl Boot<'_> {
             Expiry::PowerOff => s.push_str(POWER_OFF),
             Expiry::Delete(d) => s.push_str(&delete_fn(d)),
         }
+        s.push_str(&crate::lograte::sampler_shell());
         s.push_str(&format!(
             r#"
 # The latest moment something showed activity, given the last one known.
@@ -152,8 +153,10 @@ activity() {{
 now=$(date +%s)
 last=$now
 log "started at $now: deadline $DEADLINE, keepalive ${{KEEPALIVE}}s, action: {action}"
+lr_t=""
 while :; do
   now=$(date +%s)
+  lograte
   why=""
   if [ "$now" -ge "$DEADLINE" ]; then
     why=deadline

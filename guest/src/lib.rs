@@ -13,4 +13,5 @@ pub mod boot;
 pub mod busy;
 pub mod expiry;
 pub mod key;
+pub mod lograte;
 pub mod ssh;

@@ -29,6 +29,10 @@ t=$(cat "$HERD_TEST_STATE/clock")
 case "$1" in ''|*[!0-9]*) echo "fake sleep: whole seconds only, got: $*" >&2; exit 3;; esac
 echo "$t sleep $1" >> "$HERD_TEST_STATE/calls"
 echo $(( t + $1 )) > "$HERD_TEST_STATE/clock"
+# A workload writing `grow_bps` bytes a second to the command log while time passes.
+if [ -f "$HERD_TEST_STATE/grow_bps" ]; then
+  head -c $(( $(cat "$HERD_TEST_STATE/grow_bps") * $1 )) /dev/zero >> "$HERD_GUEST_ROOT/var/log/herd-command.log"
+fi
 "#;
 
 /// Succeeds while the clock is before the time in `pgrep_until`.
@@ -701,4 +705,20 @@ fn a_signalled_holder_removes_its_marker() {
         assert!(!status.success());
         assert!(!marker.exists(), "SIG{sig} left the marker");
     }
+}
+
+#[test]
+fn the_watchdog_measures_how_fast_the_workload_writes_its_log() {
+    use herd_guest::lograte::{Rate, FILE};
+    let g = Guest::new();
+    fs::create_dir_all(g.root.join("var/log")).unwrap();
+    // 2 MB a minute.
+    g.set("grow_bps", 33_334);
+    let r = g.watchdog(S + 300, 0, &Expiry::PowerOff);
+    let text = fs::read_to_string(g.root.join(FILE)).unwrap_or_else(|e| panic!("{e}: {}", r.printed()));
+    let rate = Rate::parse(&text).unwrap_or_else(|| panic!("{text:?}"));
+    assert!(rate.window >= Duration::from_secs(5), "{rate:?}");
+    assert!(rate.at <= S + 300 && rate.at > S, "{rate:?}");
+    assert_eq!(rate.bytes, 33_334 * rate.window.as_secs(), "{text}");
+    assert!((rate.mb_per_min() - 2.0).abs() < 0.01, "{}", rate.mb_per_min());
 }

@@ -19,6 +19,10 @@ pub(crate) struct VmDir {
     pub root: PathBuf,
 }
 
+/// The variable every path of herd-guest's scripts is under (its `boot::ROOT_ENV`):
+/// commands in a simulated instance see the VM's folder as their guest root.
+pub const GUEST_ROOT_ENV: &str = "HERD_GUEST_ROOT";
+
 impl VmDir {
     pub fn new(state_dir: &Path, id: &str) -> VmDir {
         VmDir {
@@ -48,8 +52,14 @@ impl VmDir {
     pub fn agent_log(&self) -> PathBuf {
         self.root.join("agent.log")
     }
+    /// What `setup` / `command` print, where a cloud VM's boot script puts it
+    /// (`$HERD_GUEST_ROOT/var/log/herd-<name>.log`), so `herd logs` reads both alike.
     pub fn log(&self, name: &str) -> PathBuf {
-        self.root.join(format!("{name}.log"))
+        self.root.join("var/log").join(format!("herd-{name}.log"))
+    }
+    /// How fast the logs grow (herd-guest's `lograte::FILE`, under the guest root).
+    pub fn lograte(&self) -> PathBuf {
+        self.root.join("run/herd/lograte")
     }
     /// Exit status of setup / command, as JSON.
     pub fn result(&self, name: &str) -> PathBuf {

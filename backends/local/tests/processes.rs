@@ -253,7 +253,7 @@ async fn spot_instances_get_a_notice_then_are_interrupted() {
     let ended = vm(dir, &id).join("ended");
     eventually("the interruption", Duration::from_secs(8), || ended.exists()).await;
     assert_eq!(std::fs::read_to_string(&ended).unwrap().trim(), "spot-interruption");
-    let log = std::fs::read_to_string(vm(dir, &id).join("command.log")).unwrap();
+    let log = std::fs::read_to_string(vm(dir, &id).join("var/log/herd-command.log")).unwrap();
     assert!(
         log.starts_with("noticed\n") && log.contains("\"action\": \"terminate\""),
         "{log}"

@@ -517,12 +517,12 @@ async fn vm_directories_and_specs_are_private() {
     {
         let (d, id) = (dir.clone(), id.clone());
         eventually("the command's log", Duration::from_secs(5), move || {
-            vm(&d, &id).join("command.log").exists() && vm(&d, &id).join("heartbeat").exists()
+            vm(&d, &id).join("var/log/herd-command.log").exists() && vm(&d, &id).join("heartbeat").exists()
         })
         .await;
     }
     assert_eq!(mode(&vm(&dir, &id).join("heartbeat")), 0o600);
-    assert_eq!(mode(&vm(&dir, &id).join("command.log")), 0o600);
+    assert_eq!(mode(&vm(&dir, &id).join("var/log/herd-command.log")), 0o600);
     // Left wider by an older herd: tightened when the state is opened.
     for d in [dir.clone(), dir.join("vms"), vm(&dir, &id)] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();

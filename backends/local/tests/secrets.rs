@@ -61,7 +61,7 @@ fn agents_and_workloads_do_not_inherit_the_clis_secrets() {
         let id = p.launch(&req).await.unwrap().remove(0).id;
         let vm = dir.join("vms").join(&id);
         wait_for("the command", || vm.join("command.result.json").exists());
-        let env = std::fs::read_to_string(vm.join("command.log")).unwrap();
+        let env = std::fs::read_to_string(vm.join("var/log/herd-command.log")).unwrap();
         check(&env, &vm.join("disk"), "the command");
 
         let out = p.exec(&id, &ExecRequest::new("env")).await.unwrap();

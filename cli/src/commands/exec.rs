@@ -11,7 +11,7 @@ use std::time::Duration;
 use herd_core::{guardrails, Error, ErrorKind, ExecOutput, ExecRequest, Instance, Launcher, OutputStream};
 use serde::Serialize;
 
-use super::{target, Interrupted};
+use super::{chatty, target, Interrupted};
 use crate::args::ExecArgs;
 use crate::clouds;
 use crate::context::Context;
@@ -122,6 +122,7 @@ pub fn run(ctx: &Context, a: &ExecArgs) -> anyhow::Result<()> {
                 return Err(Interrupted(Error::new(ErrorKind::Conflict, format!("interrupted: the command was stopped on {n} instance(s)"))).into());
             }
         };
+        chatty::print(ctx, &chatty::check(ctx, &targets, n).await);
         report(ctx, a, &results)
     })?
 }

@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use herd_core::{ExecRequest, OutputStream};
+use herd_core::{tags, ExecRequest, OutputStream};
 use herd_guest::boot::{COMMAND_LOG, SETUP_LOG};
 
-use super::target;
+use super::{chatty, target};
 use crate::args::{LogsArgs, TargetArgs};
 use crate::clouds;
 use crate::context::Context;
@@ -50,8 +50,18 @@ pub fn run(ctx: &Context, a: &LogsArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c(), if a.follow => {
                 let stop = ExecRequest::new(super::exec::stop_command()).timeout(Duration::from_secs(15));
                 let _ = tokio::time::timeout(Duration::from_secs(20), l.exec(&i.id, &stop)).await;
+                return Ok(());
             }
         }
+        // The projection is over the instance's whole cluster.
+        let fleet = match i.tag(tags::CLUSTER) {
+            Some(c) => l
+                .list(&l.mine().live().tag(tags::CLUSTER, c))
+                .await
+                .map_or(1, |v| v.len().max(1)),
+            None => 1,
+        };
+        chatty::print(ctx, &chatty::check(ctx, &targets[..1], fleet).await);
         Ok(())
     })?
 }

@@ -2,6 +2,7 @@
 //! settings once, and dispatches.
 
 mod catalog;
+mod chatty;
 mod completions;
 mod cost;
 mod cp;

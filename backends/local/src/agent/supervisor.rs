@@ -26,6 +26,9 @@ const TICK: Duration = Duration::from_millis(100);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long the agent keeps its instance running while its row is missing from the
 /// state (which is rebuilt right after a new `sim.db` is created) before it stops.
+/// How often the output logs' sizes are sampled for the chatty-log warning (herd-guest's
+/// `lograte`: the same file and format as a cloud VM's watchdog writes).
+const LOGRATE_EVERY: Duration = Duration::from_secs(5);
 const ROW_GRACE: Duration = Duration::from_secs(5);
 /// SIGTERM first; SIGKILL what is still there after this.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -111,6 +114,7 @@ pub(super) fn run(root: &Path, pref: Preference) -> i32 {
         recorded: Vec::new(),
         beat,
         last_beat: None,
+        lograte: None,
         db_ino,
     };
     s.run()
@@ -141,6 +145,8 @@ struct Supervisor {
     /// `heartbeat`, kept open so each beat is one `futimens`.
     beat: Option<File>,
     last_beat: Option<Instant>,
+    /// The last log-size sample: when, and the setup and command logs' bytes.
+    lograte: Option<(Instant, i64, u64)>,
     /// The inode of `sim.db` the store has open: another one means it was replaced.
     db_ino: Option<u64>,
 }
@@ -164,6 +170,7 @@ impl Supervisor {
                 break End::Vanished;
             }
             self.heartbeat();
+            self.sample_logs();
             self.follow_db(db_failures);
             let now = now_ms();
             let read = self.store.read(|c| store::get(c, &self.spec.id));
@@ -277,6 +284,32 @@ impl Supervisor {
         }
     }
 
+    /// Every [`LOGRATE_EVERY`], the two latest sizes of the output logs into
+    /// `run/herd/lograte` (`t0 b0 t1 b1`, epoch seconds and bytes), written whole.
+    fn sample_logs(&mut self) {
+        if self.lograte.is_some_and(|(t, _, _)| t.elapsed() < LOGRATE_EVERY) {
+            return;
+        }
+        let bytes: u64 = ["setup", "command"]
+            .iter()
+            .filter_map(|n| fs::metadata(self.vm.log(n)).ok())
+            .map(|m| m.len())
+            .sum();
+        let now = now_ms() / 1000;
+        if let Some((_, t0, b0)) = self.lograte {
+            let file = self.vm.lograte();
+            if let Some(d) = file.parent() {
+                let _ = fs::create_dir_all(d);
+            }
+            let tmp = file.with_extension("tmp");
+            let text = format!("{t0} {b0} {now} {bytes}\n");
+            if fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, &file)).is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+        self.lograte = Some((Instant::now(), now, bytes));
+    }
+
     /// Refreshes the heartbeat's modification time, at most once a [`HEARTBEAT`].
     fn heartbeat(&mut self) {
         if self.last_beat.is_some_and(|t| t.elapsed() < HEARTBEAT) {
@@ -322,6 +355,7 @@ impl Supervisor {
             ("HERD_INSTANCE_TYPE".into(), self.spec.instance_type.clone()),
             ("HERD_VCPUS".into(), self.cpu.cores.len().max(1).to_string()),
             ("HERD_SPOT_NOTICE_FILE".into(), self.vm.notice().display().to_string()),
+            (vm::GUEST_ROOT_ENV.into(), self.vm.root.display().to_string()),
         ]
     }
 
@@ -400,6 +434,9 @@ impl Supervisor {
     fn start_phase(&mut self, kind: Kind, name: &str, command: &str) {
         let log_path = self.vm.log(name);
         let result_path = self.vm.result(name);
+        if let Some(d) = log_path.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
         let opened = vm::private_file_options()
             .append(true)
             .open(&log_path)

@@ -1,0 +1,62 @@
+//! The chatty-log warning after `exec` and `logs`: each instance's output rate, as the
+//! guest measured it (herd-guest's `lograte`), read with one small `exec`, and a warning
+//! with the projection over the fleet and the deadline when it is over `[logs]
+//! warn_mb_per_min`. Never fails the command: a VM that cannot say is skipped.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use herd_core::{ExecRequest, Instance, Launcher};
+use herd_guest::lograte::{Rate, Warning, PROBE};
+
+use crate::clouds;
+use crate::context::Context;
+
+/// How long one probe may take (it only reads a small file).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Warnings for the `targets` over the threshold, loudest first. `fleet` is how many
+/// instances share each one's cluster (the projection's multiplier).
+pub async fn check(ctx: &Context, targets: &[(&Launcher, Instance)], fleet: usize) -> Vec<Warning> {
+    let threshold = ctx.settings.log_warn_mb_per_min;
+    if threshold <= 0.0 || targets.is_empty() {
+        return Vec::new();
+    }
+    let req = ExecRequest::new(PROBE).timeout(PROBE_TIMEOUT);
+    let probes = targets.iter().map(|(l, i)| {
+        let req = &req;
+        async move {
+            let out = tokio::time::timeout(PROBE_TIMEOUT, l.exec(&i.id, req))
+                .await
+                .ok()?
+                .ok()?;
+            Some((i, Rate::parse(&out.stdout)?))
+        }
+    });
+    let now = Utc::now();
+    let mut out: Vec<Warning> = clouds::join_all(probes.collect())
+        .await
+        .into_iter()
+        .flatten()
+        .filter_map(|(i, rate)| {
+            let remaining = (i.deadline - now).to_std().unwrap_or_default();
+            Warning::assess(&i.id, &rate, threshold, fleet, remaining, i.cloud)
+        })
+        .collect();
+    out.sort_by(|a, b| b.mb_per_min.total_cmp(&a.mb_per_min));
+    out
+}
+
+/// Prints the loudest warning in full, and how many more are over the threshold.
+pub fn print(ctx: &Context, warnings: &[Warning]) {
+    let Some(first) = warnings.first() else { return };
+    ctx.printer.warn(first.message());
+    if warnings.len() > 1 {
+        ctx.printer.warn(format!(
+            "{} more instance(s) write more than {} MB/min",
+            warnings.len() - 1,
+            first.threshold_mb_per_min
+        ));
+    }
+    ctx.printer.note(format!("hint: {}", Warning::HINT));
+}
