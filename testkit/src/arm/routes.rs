@@ -755,7 +755,9 @@ impl Handler {
         let provider_at = if c.is(&["subscriptions", "", "providers", "", ""]) {
             Some(3)
         } else if c.low.len() >= 7
-            && c.is(&["subscriptions", "", "resourcegroups", "", "providers", "", ""][..c.low.len().min(7)])
+            && c.low[0] == "subscriptions"
+            && c.low[2] == "resourcegroups"
+            && c.low[4] == "providers"
         {
             Some(5)
         } else {
