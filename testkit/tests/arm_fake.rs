@@ -1130,3 +1130,95 @@ async fn names_filters_plants_and_a_hostile_list() {
         per_second: 1.0,
     };
 }
+
+#[tokio::test]
+async fn scheduled_deletes_end_a_vm_at_its_deadline() {
+    let a = arm(Faults {
+        polls_in_progress: 0,
+        ..Faults::default()
+    })
+    .await;
+    a.network("rg").await;
+    let r = a
+        .call("PUT", &vm_path("rg", "vm1"), Some(vm_body("rg", "vm1", "Delete")))
+        .await;
+    a.wait(&r).await;
+    let id = a.fake.vms()[0]["id"].as_str().unwrap().to_string();
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let url = format!(
+        "{SUB}/providers/Microsoft.ComputeSchedule/locations/eastus/virtualMachinesSubmitDelete?api-version=2025-05-01"
+    );
+    let bad = a
+        .call(
+            "POST",
+            &url,
+            Some(
+                json!({"schedule": {"deadline": at.to_rfc3339(), "deadlineType": "InitiateAt", "whenever": 1},
+            "executionParameters": {}, "resources": {"ids": [id]}}),
+            ),
+        )
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "InvalidRequestContent"));
+    assert!(bad.message().contains("schedule.whenever"), "{}", bad.message());
+    let r = a
+        .call(
+            "POST",
+            &url,
+            Some(
+                json!({"schedule": {"deadline": at.to_rfc3339(), "timezone": "UTC", "deadlineType": "InitiateAt"},
+            "executionParameters": {"retryPolicy": {"retryCount": 3, "retryWindowInMinutes": 30}},
+            "resources": {"ids": [id]}, "correlationid": "c-1", "forceDeletion": true}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let op = r.body["results"][0]["operation"]["operationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.body["results"][0]["operation"]["state"], "Scheduled");
+    let status_url = url.replace("virtualMachinesSubmitDelete", "virtualMachinesGetOperationStatus");
+    let st = a
+        .call(
+            "POST",
+            &status_url,
+            Some(json!({"operationIds": [op], "correlationid": "c-2"})),
+        )
+        .await;
+    assert_eq!(st.body["results"][0]["operation"]["state"], "Scheduled");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let st = a.call("POST", &status_url, Some(json!({"operationIds": [op]}))).await;
+    assert_eq!(st.body["results"][0]["operation"]["state"], "Succeeded");
+    assert!(
+        a.fake.vms().is_empty()
+            && a.fake.disks().is_empty()
+            && a.fake.nics().is_empty()
+            && a.fake.public_ips().is_empty()
+    );
+    a.fake.set_faults(Faults {
+        compute_schedule: false,
+        ..Faults::default()
+    });
+    let r = a.call("POST", &status_url, Some(json!({"operationIds": [op]}))).await;
+    assert_eq!((r.status, r.code()), (409, "MissingSubscriptionRegistration"));
+}
+
+/// The 0.21 SDK writes some unset fields as null: they are not sent keys, and ARM keeps
+/// no nulls.
+#[tokio::test]
+async fn nulls_are_absent_fields() {
+    let a = arm(Faults::default()).await;
+    a.network("rg").await;
+    let mut b = vm_body("rg", "vm1", "Delete");
+    b["properties"]["timeCreated"] = Value::Null;
+    b["properties"]["licenseTypo"] = Value::Null;
+    let r = a.call("PUT", &vm_path("rg", "vm1"), Some(b)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert!(r.body["properties"].get("licenseTypo").is_none());
+    assert!(r.body["properties"]["timeCreated"].is_string());
+    let sent = a.fake.requests().into_iter().rfind(|q| q.method == "PUT").unwrap();
+    assert!(
+        sent.body["properties"]["licenseTypo"].is_null() && sent.body["properties"].get("licenseTypo").is_some(),
+        "recorded as sent"
+    );
+}

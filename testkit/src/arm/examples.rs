@@ -38,6 +38,21 @@ const REQUESTS: &[(Kind, &[&str])] = &[
     ),
 ];
 
+/// Per action (a POST with a body), the examples whose `requestBody` defines what may be sent.
+const ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "virtualMachinesSubmitDelete",
+        &[
+            "ComputeSchedule_VirtualMachinesSubmitDelete_MaximumSet_Gen.2025-05-01.json",
+            "ComputeSchedule_VirtualMachinesSubmitDelete_MinimumSet_Gen.2025-05-01.json",
+        ],
+    ),
+    (
+        "virtualMachinesGetOperationStatus",
+        &["ComputeSchedule_VirtualMachinesGetOperationStatus_MaximumSet_Gen.2025-05-01.json"],
+    ),
+];
+
 /// The one example that shows every field of a VM (a generated "MaximumSet" list-all
 /// answer): VM entries of [`ALLOW`] citing it must occur in its first VM, checked at load.
 pub const VM_MAXIMUM_SET: &str = "VirtualMachine_ListAll_MaximumSet_Gen.2025-04-01.json";
@@ -78,6 +93,20 @@ pub const ALLOW: &[(Kind, &str, &str)] = &[
     (Kind::Vm, "properties.storageProfile.osDisk.diskSizeGB", VM_REF),
     (Kind::Vm, "properties.storageProfile.osDisk.osType", VM_REF),
     (Kind::Vm, "properties.storageProfile.imageReference.id", VM_REF),
+    // Trusted launch (Azure's default for Gen2 images) and the serial console's boot log.
+    (Kind::Vm, "properties.securityProfile", VM_REF),
+    (Kind::Vm, "properties.securityProfile.securityType", VM_REF),
+    (Kind::Vm, "properties.securityProfile.uefiSettings", VM_REF),
+    (Kind::Vm, "properties.securityProfile.uefiSettings.secureBootEnabled", VM_REF),
+    (Kind::Vm, "properties.securityProfile.uefiSettings.vTpmEnabled", VM_REF),
+    (Kind::Vm, "properties.diagnosticsProfile", VM_REF),
+    (Kind::Vm, "properties.diagnosticsProfile.bootDiagnostics", VM_REF),
+    (Kind::Vm, "properties.diagnosticsProfile.bootDiagnostics.enabled", VM_REF),
+    // Notice before a Spot eviction or a deletion (Scheduled Events).
+    (Kind::Vm, "properties.scheduledEventsProfile", VM_REF),
+    (Kind::Vm, "properties.scheduledEventsProfile.terminateNotificationProfile", VM_REF),
+    (Kind::Vm, "properties.scheduledEventsProfile.terminateNotificationProfile.enable", VM_REF),
+    (Kind::Vm, "properties.scheduledEventsProfile.terminateNotificationProfile.notBeforeTimeout", VM_REF),
     (Kind::Vm, "properties.networkProfile.networkInterfaces[].properties.deleteOption", VM_REF),
     (Kind::Vm, "properties.networkProfile.networkInterfaceConfigurations[].properties.networkSecurityGroup", VM_REF),
     (Kind::Vm, "properties.networkProfile.networkInterfaceConfigurations[].properties.networkSecurityGroup.id", VM_REF),
@@ -112,6 +141,7 @@ pub const ALLOW: &[(Kind, &str, &str)] = &[
 #[derive(Debug)]
 pub struct Examples {
     allowed: BTreeMap<Kind, BTreeSet<String>>,
+    actions: BTreeMap<String, BTreeSet<String>>,
     files: BTreeMap<String, Value>,
 }
 
@@ -172,6 +202,20 @@ pub fn key_paths(v: &Value) -> BTreeSet<String> {
     out
 }
 
+/// `v` with every null-valued key removed (at any depth), as ARM stores a body.
+pub fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), without_nulls(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        x => x.clone(),
+    }
+}
+
 impl Examples {
     /// Reads the folder; an absent folder or file is an error naming the path.
     pub fn load() -> Result<Examples, String> {
@@ -200,6 +244,22 @@ impl Examples {
                 set.extend(key_paths(body));
             }
         }
+        let mut actions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (action, names) in ACTIONS {
+            let set = actions.entry(action.to_ascii_lowercase()).or_default();
+            for n in *names {
+                let body = files
+                    .get(*n)
+                    .and_then(|f| f.pointer("/parameters/requestBody"))
+                    .ok_or_else(|| {
+                        format!(
+                            "Azure example {} is missing or has no requestBody",
+                            dir.join(n).display()
+                        )
+                    })?;
+                set.extend(key_paths(body));
+            }
+        }
         let max = files
             .get(VM_MAXIMUM_SET)
             .and_then(|f| f.pointer("/responses/200/body/value/0"))
@@ -216,7 +276,18 @@ impl Examples {
             }
             allowed.entry(*kind).or_default().insert(path.to_string());
         }
-        Ok(Examples { allowed, files })
+        Ok(Examples {
+            allowed,
+            actions,
+            files,
+        })
+    }
+
+    /// Like [`Examples::unknown_path`], for the body of action `action`
+    /// (`virtualMachinesSubmitDelete`); `None` also when the action has no example.
+    pub fn unknown_action_path(&self, action: &str, body: &Value) -> Option<String> {
+        let set = self.actions.get(&action.to_ascii_lowercase())?;
+        key_paths(&without_nulls(body)).into_iter().find(|p| !set.contains(p))
     }
 
     /// One example file, by name.
@@ -224,10 +295,13 @@ impl Examples {
         self.files.get(name)
     }
 
-    /// The first key path of `body` no example (or allow-list entry) of `kind` has.
+    /// The first key path of `body` no example (or allow-list entry) of `kind` has. A key
+    /// whose value is `null` is not sent: ARM reads a null as an absent optional property,
+    /// and the 0.21 SDK writes some unset fields as null (`VirtualMachineProperties::
+    /// time_created` has no `skip_serializing_if`).
     pub fn unknown_path(&self, kind: Kind, body: &Value) -> Option<String> {
         let set = self.allowed.get(&kind)?;
-        key_paths(body).into_iter().find(|p| {
+        key_paths(&without_nulls(body)).into_iter().find(|p| {
             !set.contains(p)
                 && !MAPS
                     .iter()
@@ -247,6 +321,10 @@ mod tests {
         let vm = json!({"location": "eastus", "tags": {"herd-owner": "me"},
             "properties": {"priority": "Spot", "storageProfile": {"osDisk": {"deleteOption": "Delete"}}}});
         assert_eq!(ex.unknown_path(Kind::Vm, &vm), None);
+        // The SDK's nulls are not sent keys.
+        let nulls =
+            json!({"location": "eastus", "properties": {"timeCreated": null, "osProfile": {"customData": null}}});
+        assert_eq!(ex.unknown_path(Kind::Vm, &nulls), None);
         let bad = json!({"location": "eastus", "properties": {"hardwareProfile": {"vmSise": "x"}}});
         assert_eq!(
             ex.unknown_path(Kind::Vm, &bad).as_deref(),

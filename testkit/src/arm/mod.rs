@@ -6,7 +6,7 @@
 //!
 //! # API (stable; the Azure backend's tests build on it)
 //!
-//! ```ignore
+//! ```text
 //! let arm = FakeArm::start(Faults::default()).await;   // panics naming the path if ../shared/data/azure is absent
 //! arm.uri();                                           // the ARM endpoint to give the SDK
 //! arm.set_faults(Faults { throttle_storm: 3, ..Faults::default() }); // at runtime
@@ -18,6 +18,7 @@
 //! arm.instance_view("rg", "vm");                       // Option<Value>: statuses with ProvisioningState/.. and PowerState/..
 //! arm.plant(Kind::Disk, "rg", "orphan", json!({"location": "eastus", "tags": {..}})); // foreign or orphan resources
 //! arm.set_deleting("rg", Duration::from_secs(5));      // a group still deleting
+//! arm.scheduled_deletes();                             // Vec<Value>: ComputeSchedule operations
 //! arm.reset();                                         // a fresh subscription, faults kept
 //! Limits::floor(Limits::default().writes, 1200);       // the bucket's floor for a benchmark
 //! ```
@@ -45,6 +46,9 @@
 //!   `Delete`, detaching the rest (orphans). `GET ...?$expand=instanceView`,
 //!   `GET .../instanceView`, `POST .../{powerOff,deallocate,start,simulateEviction}`.
 //!   ListAll takes `statusOnly=true` (instance views included).
+//! - Scheduled deletes ([`schedule`]): `POST /subscriptions/S/providers/Microsoft.ComputeSchedule/
+//!   locations/L/virtualMachinesSubmitDelete` and `.../virtualMachinesGetOperationStatus`;
+//!   at the deadline the VM is deleted as by a DELETE ([`Faults::compute_schedule`]).
 //! - Throttling: [`Limits`] (writes 200 + 10/s, reads 250 + 25/s); over it, 429
 //!   `SubscriptionRequestsThrottled` with `Retry-After` (whole seconds, at least 1);
 //!   every answer carries `x-ms-ratelimit-remaining-subscription-{reads,writes}`.
@@ -59,6 +63,7 @@
 pub mod examples;
 pub mod ops;
 mod routes;
+pub mod schedule;
 pub mod state;
 pub mod throttle;
 
@@ -154,6 +159,9 @@ pub struct Faults {
     pub propagate_tags: bool,
     /// Time the fake takes to answer any call.
     pub latency: Duration,
+    /// The subscription has `Microsoft.ComputeSchedule` (scheduled deletes); without it,
+    /// its calls are 409 `MissingSubscriptionRegistration`.
+    pub compute_schedule: bool,
 }
 
 impl Default for Faults {
@@ -177,6 +185,7 @@ impl Default for Faults {
             ignore_filters: false,
             propagate_tags: true,
             latency: Duration::ZERO,
+            compute_schedule: true,
         }
     }
 }
@@ -319,6 +328,13 @@ impl FakeArm {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
         s.res.get(&key(Kind::Vm, rg, name)).map(routes::instance_view)
+    }
+
+    /// Scheduled deletions, as `virtualMachinesGetOperationStatus` shows each `operation`.
+    pub fn scheduled_deletes(&self) -> Vec<Value> {
+        let mut s = self.state.lock().unwrap();
+        ops::settle(&mut s);
+        s.scheduled.values().map(|x| x.op.clone()).collect()
     }
 
     pub fn vms(&self) -> Vec<Value> {

@@ -69,7 +69,7 @@ impl Op {
     }
 }
 
-/// Ends every operation whose time is up.
+/// Ends every operation whose time is up (and runs scheduled deletions that are due).
 pub fn settle(s: &mut State) {
     let now = Instant::now();
     let due: Vec<String> = s
@@ -81,6 +81,7 @@ pub fn settle(s: &mut State) {
     for id in due {
         finish(s, &id);
     }
+    super::schedule::settle(s);
 }
 
 /// Counts a poll of operation `id`; ends it once it has answered `InProgress` enough times.

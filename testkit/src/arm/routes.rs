@@ -127,7 +127,14 @@ fn label(method: &str, low: &[String]) -> String {
     let canon = Kind::RESOURCES
         .into_iter()
         .map(|k| k.arm_type().split('/').nth(1).unwrap_or(""))
-        .chain(["resourceGroups", "operations", "operationResults", "resources"])
+        .chain([
+            "resourceGroups",
+            "operations",
+            "operationResults",
+            "resources",
+            "virtualMachinesSubmitDelete",
+            "virtualMachinesGetOperationStatus",
+        ])
         .find(|c| c.eq_ignore_ascii_case(&ty))
         .unwrap_or(&ty)
         .to_string();
@@ -158,6 +165,9 @@ impl Handler {
         } else {
             serde_json::from_slice(&req.body).unwrap_or(Value::String(String::from_utf8_lossy(&req.body).into()))
         };
+        // ARM keeps no nulls; the record keeps the body as sent.
+        let sent = body;
+        let body = super::examples::without_nulls(&sent);
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let low: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
         let auth = req
@@ -200,7 +210,7 @@ impl Handler {
             method: method.to_string(),
             path: path.to_string(),
             query: call.query.clone(),
-            body: call.body.clone(),
+            body: sent,
             headers,
             status: r.status,
         });
@@ -752,6 +762,18 @@ impl Handler {
         if c.is(&["subscriptions", "", "resourcegroups", "", "resources"]) && get {
             return self.list_generic(s, f, c, Some(seg[3]));
         }
+        if c.is(&[
+            "subscriptions",
+            "",
+            "providers",
+            "microsoft.computeschedule",
+            "locations",
+            "",
+            "",
+        ]) && m == "POST"
+        {
+            return self.schedule(s, f, c, seg[5], seg[6]);
+        }
         let provider_at = if c.is(&["subscriptions", "", "providers", "", ""]) {
             Some(3)
         } else if c.low.len() >= 7
@@ -786,6 +808,32 @@ impl Handler {
                 &format!("herd's fake ARM does not serve {m} {}", c.path),
             ),
         }
+    }
+
+    /// `Microsoft.ComputeSchedule`'s VM actions.
+    fn schedule(&self, s: &mut State, f: &Faults, c: &Call, loc: &str, action: &str) -> Reply {
+        if !f.compute_schedule {
+            return err(409, "MissingSubscriptionRegistration", "The subscription is not registered to use namespace 'Microsoft.ComputeSchedule'. See https://aka.ms/rps-not-found for how to register subscriptions.");
+        }
+        let canon = ["virtualMachinesSubmitDelete", "virtualMachinesGetOperationStatus"]
+            .into_iter()
+            .find(|a| a.eq_ignore_ascii_case(action));
+        let Some(canon) = canon else {
+            return err(
+                404,
+                "NotFound",
+                &format!("herd's fake ARM has no Microsoft.ComputeSchedule action {action}"),
+            );
+        };
+        if let Some(p) = self.ex.unknown_action_path(canon, &c.body) {
+            return err(400, "InvalidRequestContent", &format!(
+                "The request content was invalid and could not be deserialized: unknown member at path '{p}' (herd's fake ARM: not in Azure's examples for {canon})."));
+        }
+        if canon == "virtualMachinesGetOperationStatus" {
+            return reply(200, super::schedule::status(s, &c.body));
+        }
+        let (status, body) = super::schedule::submit_delete(s, c.sub(), loc, &c.body);
+        reply(status, body)
     }
 
     fn with_lro(&self, r: Reply, s: &State, f: &Faults, c: &Call, op: &str, async_header: bool) -> Reply {

@@ -181,6 +181,8 @@ pub struct State {
     pub ops: HashMap<String, Op>,
     /// NIC key -> (reserved until, the VM it was reserved for).
     pub nic_reserved: HashMap<Key, (Instant, String)>,
+    /// Scheduled deletions (`Microsoft.ComputeSchedule`) by operation id.
+    pub scheduled: BTreeMap<String, super::schedule::Scheduled>,
     pub seen: Vec<Recorded>,
     /// Calls by `METHOD kind` (`PUT virtualMachines`) and by bucket.
     pub calls: BTreeMap<String, u32>,
@@ -201,6 +203,7 @@ impl State {
             res: BTreeMap::new(),
             ops: HashMap::new(),
             nic_reserved: HashMap::new(),
+            scheduled: BTreeMap::new(),
             seen: Vec::new(),
             calls: BTreeMap::new(),
             by_bucket: BTreeMap::new(),
