@@ -1222,3 +1222,56 @@ async fn nulls_are_absent_fields() {
         "recorded as sent"
     );
 }
+
+#[tokio::test]
+async fn a_vm_identity_gets_a_role_on_its_group() {
+    let a = arm(Faults {
+        polls_in_progress: 0,
+        principal_delay: Duration::from_millis(300),
+        ..Faults::default()
+    })
+    .await;
+    a.network("rg").await;
+    let mut b = vm_body("rg", "vm1", "Delete");
+    b["identity"] = json!({"type": "SystemAssigned"});
+    let r = a.call("PUT", &vm_path("rg", "vm1"), Some(b)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let principal = r.body["identity"]["principalId"].as_str().unwrap().to_string();
+    let role =
+        "/subscriptions/sub-1/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c";
+    let ra = |n: &str| res("rg", "Microsoft.Authorization/roleAssignments", n);
+    let body = json!({"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}});
+    let g1 = "0b3b6a3e-1d7e-4c5a-9a43-5f0c3e9d2a11";
+    let early = a.call("PUT", &ra(g1), Some(body.clone())).await;
+    assert_eq!(
+        (early.status, early.code()),
+        (400, "PrincipalNotFound"),
+        "replication delay"
+    );
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    let ok = a.call("PUT", &ra(g1), Some(body.clone())).await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    assert_eq!(ok.body["properties"]["scope"], "/subscriptions/sub-1/resourceGroups/rg");
+    assert_eq!(
+        a.call("PUT", &ra(g1), Some(body.clone())).await.status,
+        200,
+        "the same name converges"
+    );
+    let twice = a
+        .call("PUT", &ra("1b3b6a3e-1d7e-4c5a-9a43-5f0c3e9d2a11"), Some(body.clone()))
+        .await;
+    assert_eq!((twice.status, twice.code()), (409, "RoleAssignmentExists"));
+    assert_eq!(a.call("PUT", &ra("not-a-guid"), Some(body.clone())).await.status, 400);
+    let stranger =
+        json!({"properties": {"roleDefinitionId": role, "principalId": "ffffffff-0000-0000-0000-000000000000"}});
+    assert_eq!(
+        a.call("PUT", &ra("2b3b6a3e-1d7e-4c5a-9a43-5f0c3e9d2a11"), Some(stranger))
+            .await
+            .code(),
+        "PrincipalNotFound"
+    );
+    assert_eq!(a.fake.role_assignments().len(), 1);
+    let d = a.call("DELETE", &ra(g1), None).await;
+    assert_eq!(d.status, 200);
+    assert!(a.fake.role_assignments().is_empty());
+}

@@ -65,6 +65,7 @@ const MAPS: &[&str] = &["tags", "identity.userAssignedIdentities"];
 
 const VM_REF: &str = "max-set";
 const NET_REF: &str = "https://learn.microsoft.com/rest/api/virtualnetwork";
+const AUTH_REF: &str = "https://learn.microsoft.com/rest/api/authorization/role-assignments/create";
 const RG_REF: &str = "https://learn.microsoft.com/rest/api/resources/resource-groups/create-or-update";
 
 /// Writable fields herd needs that no example request sends. `max-set` entries must occur
@@ -135,6 +136,13 @@ pub const ALLOW: &[(Kind, &str, &str)] = &[
     (Kind::NetworkSecurityGroup, "properties.securityRules[].properties.description", NET_REF),
     (Kind::NetworkSecurityGroup, "properties.securityRules[].properties.sourceAddressPrefixes", NET_REF),
     (Kind::NetworkSecurityGroup, "properties.securityRules[].properties.destinationPortRanges", NET_REF),
+    // Azure's examples folder has no role assignment: its whole body comes from the
+    // reference (RoleAssignmentCreateParameters).
+    (Kind::RoleAssignment, "properties", AUTH_REF),
+    (Kind::RoleAssignment, "properties.roleDefinitionId", AUTH_REF),
+    (Kind::RoleAssignment, "properties.principalId", AUTH_REF),
+    (Kind::RoleAssignment, "properties.principalType", AUTH_REF),
+    (Kind::RoleAssignment, "properties.description", AUTH_REF),
 ];
 
 /// The examples, read once.

@@ -12,7 +12,7 @@
 //! arm.set_faults(Faults { throttle_storm: 3, ..Faults::default() }); // at runtime
 //! arm.requests();                                      // Vec<Recorded>: method, path, query, body, headers (no Authorization), status
 //! arm.calls();                                         // Calls: reads, writes, deletes, throttled, by "PUT virtualMachines"
-//! arm.vms(); arm.nics(); arm.public_ips(); arm.disks(); arm.nsgs(); arm.vnets(); arm.resource_groups(); // Vec<Value>, as ARM answers GET
+//! arm.vms(); arm.nics(); arm.public_ips(); arm.disks(); arm.nsgs(); arm.vnets(); arm.resource_groups(); arm.role_assignments(); // Vec<Value>, as ARM answers GET
 //! arm.resources(Kind::Vm);                             // the same, by kind
 //! arm.get(Kind::Vm, "rg", "vm");                       // Option<Value>
 //! arm.instance_view("rg", "vm");                       // Option<Value>: statuses with ProvisioningState/.. and PowerState/..
@@ -46,6 +46,9 @@
 //!   `Delete`, detaching the rest (orphans). `GET ...?$expand=instanceView`,
 //!   `GET .../instanceView`, `POST .../{powerOff,deallocate,start,simulateEviction}`.
 //!   ListAll takes `statusOnly=true` (instance views included).
+//! - Role assignments (`.../resourceGroups/G/providers/Microsoft.Authorization/roleAssignments/
+//!   GUID`, synchronous) for a VM's system-assigned identity (the fake gives it a
+//!   `principalId`; an unknown principal is 400 `PrincipalNotFound`).
 //! - Scheduled deletes ([`schedule`]): `POST /subscriptions/S/providers/Microsoft.ComputeSchedule/
 //!   locations/L/virtualMachinesSubmitDelete` and `.../virtualMachinesGetOperationStatus`;
 //!   at the deadline the VM is deleted as by a DELETE ([`Faults::compute_schedule`]).
@@ -162,6 +165,9 @@ pub struct Faults {
     /// The subscription has `Microsoft.ComputeSchedule` (scheduled deletes); without it,
     /// its calls are 409 `MissingSubscriptionRegistration`.
     pub compute_schedule: bool,
+    /// A new system-assigned identity is unknown to role assignments this long (400
+    /// `PrincipalNotFound`, Azure's directory replication delay).
+    pub principal_delay: Duration,
 }
 
 impl Default for Faults {
@@ -186,6 +192,7 @@ impl Default for Faults {
             propagate_tags: true,
             latency: Duration::ZERO,
             compute_schedule: true,
+            principal_delay: Duration::ZERO,
         }
     }
 }
@@ -354,6 +361,9 @@ impl FakeArm {
     }
     pub fn vnets(&self) -> Vec<Value> {
         self.resources(Kind::VirtualNetwork)
+    }
+    pub fn role_assignments(&self) -> Vec<Value> {
+        self.resources(Kind::RoleAssignment)
     }
     pub fn resource_groups(&self) -> Vec<Value> {
         self.resources(Kind::ResourceGroup)

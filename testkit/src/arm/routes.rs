@@ -428,7 +428,7 @@ pub(super) fn stamp(ex: &Examples, kind: Kind, sub: &str, rg: &str, name: &str, 
             default(p, "vnetEncryptionSupported", json!(false));
         }
         Kind::Disk => default(p, "diskState", json!("Unattached")),
-        Kind::Vm | Kind::ResourceGroup => {}
+        Kind::Vm | Kind::ResourceGroup | Kind::RoleAssignment => {}
     }
     v
 }
@@ -1056,15 +1056,22 @@ impl Handler {
                     };
                     return err(400, code, &e);
                 }
-                let Some(loc) = s_of(&c.body, "/location").map(str::to_string) else {
-                    return err(
-                        400,
-                        "LocationRequired",
-                        "The location property is required for this definition.",
-                    );
+                let loc = match s_of(&c.body, "/location") {
+                    Some(l) => l.to_string(),
+                    None if kind == Kind::RoleAssignment => String::new(),
+                    None => {
+                        return err(
+                            400,
+                            "LocationRequired",
+                            "The location property is required for this definition.",
+                        )
+                    }
                 };
                 if kind == Kind::Vm {
                     return self.vm_put(s, f, c, rg, name, &loc);
+                }
+                if kind == Kind::RoleAssignment {
+                    return self.role_put(s, f, c, rg, name);
                 }
                 self.net_put(s, f, c, kind, rg, name, &loc)
             }
@@ -1152,6 +1159,57 @@ impl Handler {
         s.res.insert(k, r);
         let status = if old.is_some() { 200 } else { 201 };
         self.with_lro(reply(status, body), s, f, c, &op, true)
+    }
+
+    /// A role assignment: synchronous, for a principal the directory knows, once per
+    /// (principal, role) at a scope.
+    fn role_put(&self, s: &mut State, f: &Faults, c: &Call, rg: &str, name: &str) -> Reply {
+        let (Some(role), Some(principal)) = (
+            s_of(&c.body, "/properties/roleDefinitionId"),
+            s_of(&c.body, "/properties/principalId"),
+        ) else {
+            return err(
+                400,
+                "InvalidRoleAssignmentRequest",
+                "properties.roleDefinitionId and properties.principalId are required.",
+            );
+        };
+        let known = s
+            .principals
+            .get(principal)
+            .is_some_and(|t| t.elapsed() >= f.principal_delay);
+        if !known {
+            return err(400, "PrincipalNotFound", &format!(
+                "Principal {} does not exist in the directory 00000000-0000-0000-0000-00000000aaaa. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
+                principal.replace('-', "")));
+        }
+        let k = key(Kind::RoleAssignment, rg, name);
+        let same = |v: &Value| {
+            s_of(v, "/properties/roleDefinitionId") == Some(role)
+                && s_of(v, "/properties/principalId") == Some(principal)
+        };
+        if s.res
+            .iter()
+            .any(|(rk, r)| rk.0 == Kind::RoleAssignment && rk.1 == k.1 && *rk != k && same(&r.value))
+        {
+            return err(409, "RoleAssignmentExists", "The role assignment already exists.");
+        }
+        let existed = s.res.contains_key(&k);
+        let mut v = stamp(&self.ex, Kind::RoleAssignment, c.sub(), rg, name, c.body.clone(), s);
+        let now = now_text();
+        let p = &mut v["properties"];
+        if let Some(m) = p.as_object_mut() {
+            m.remove("provisioningState");
+        }
+        p["scope"] = json!(format!("/subscriptions/{}/resourceGroups/{rg}", c.sub()));
+        default(p, "principalType", json!("ServicePrincipal"));
+        p["createdOn"] = json!(now);
+        p["updatedOn"] = json!(now);
+        let mut r = Res::new(v);
+        r.power = Power::Running;
+        let body = r.value.clone();
+        s.res.insert(k, r);
+        reply(if existed { 200 } else { 201 }, body)
     }
 
     fn vm_fault(&self, s: &State, f: &Faults, c: &Call, k: &Key, loc: &str) -> Option<(u16, String, String)> {
@@ -1398,6 +1456,12 @@ impl Handler {
         if p["osProfile"].is_object() {
             default(&mut p["osProfile"], "secrets", json!([]));
         }
+        if s_of(&v, "/identity/type").is_some_and(|t| t.contains("SystemAssigned")) {
+            let principal = s.guid();
+            s.principals.insert(principal.clone(), Instant::now());
+            v["identity"]["principalId"] = json!(principal);
+            v["identity"]["tenantId"] = json!("00000000-0000-0000-0000-00000000aaaa");
+        }
         let op = new_op(s, f, sub, "Microsoft.Compute", loc, Effect::Create(k.clone()), failure);
         let mut r = Res::new(v);
         r.op = Some(op.clone());
@@ -1414,6 +1478,11 @@ impl Handler {
         }
         let Some(r) = s.res.get(&k) else { return empty(204) };
         let id = s_of(&r.value, "/id").unwrap_or("").to_string();
+        if kind == Kind::RoleAssignment {
+            let v = r.value.clone();
+            s.res.remove(&k);
+            return reply(200, v);
+        }
         if let Some(op) = r.op.clone().filter(|o| {
             s.ops
                 .get(o)

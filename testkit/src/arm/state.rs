@@ -21,16 +21,20 @@ pub enum Kind {
     Nic,
     Vm,
     Disk,
+    /// `Microsoft.Authorization/roleAssignments` in a group: the watchdog's identity may
+    /// delete its own group.
+    RoleAssignment,
 }
 
 impl Kind {
-    pub const RESOURCES: [Kind; 6] = [
+    pub const RESOURCES: [Kind; 7] = [
         Kind::VirtualNetwork,
         Kind::NetworkSecurityGroup,
         Kind::PublicIp,
         Kind::Nic,
         Kind::Vm,
         Kind::Disk,
+        Kind::RoleAssignment,
     ];
 
     /// `Microsoft.Network/publicIPAddresses`: the ARM type, as answers spell it.
@@ -43,6 +47,7 @@ impl Kind {
             Kind::Nic => "Microsoft.Network/networkInterfaces",
             Kind::Vm => "Microsoft.Compute/virtualMachines",
             Kind::Disk => "Microsoft.Compute/disks",
+            Kind::RoleAssignment => "Microsoft.Authorization/roleAssignments",
         }
     }
 
@@ -76,6 +81,14 @@ impl Kind {
         let first = name.chars().next();
         let last = name.chars().last();
         match self {
+            Kind::RoleAssignment => {
+                let hex = |n: usize| move |p: &str| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+                let parts: Vec<&str> = name.split('-').collect();
+                let ok = parts.len() == 5 && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| hex(*n)(p));
+                if !ok {
+                    return bad("a role assignment's name is a GUID");
+                }
+            }
             Kind::Vm => {
                 if name.is_empty() || name.len() > 64 {
                     return bad("a Linux virtual machine name has 1 to 64 characters");
@@ -194,6 +207,8 @@ pub struct State {
     /// operation ends: [`super::Faults::nic_reserved_for`], [`super::Faults::propagate_tags`].
     pub nic_reserved_for: std::time::Duration,
     pub propagate_tags: bool,
+    /// System-assigned identities' principal ids, and when they were made.
+    pub principals: HashMap<String, Instant>,
 }
 
 impl State {
@@ -212,6 +227,7 @@ impl State {
             next: 0,
             nic_reserved_for: std::time::Duration::ZERO,
             propagate_tags: true,
+            principals: HashMap::new(),
         }
     }
 
