@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use herd_testkit::arm::examples::{key_paths, Examples};
+use herd_testkit::arm::skus::sku;
 use herd_testkit::arm::{Bucket, Delivery, FakeArm, Faults, Kind, Limits, Lost, LostAnswer, Quota};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -1274,4 +1275,68 @@ async fn a_vm_identity_gets_a_role_on_its_group() {
     let d = a.call("DELETE", &ra(g1), None).await;
     assert_eq!(d.status, 200);
     assert!(a.fake.role_assignments().is_empty());
+}
+
+#[tokio::test]
+async fn skus_are_listed_in_the_examples_shape_with_restrictions() {
+    let ex = Examples::load().unwrap();
+    let a = arm(Faults::default()).await;
+    let url = format!("{SUB}/providers/Microsoft.Compute/skus?api-version=2021-07-01");
+    let r = a.call("GET", &url, None).await;
+    let example = ex.file("ListAvailableResourceSkus.2021-07-01.json").unwrap();
+    assert_eq!(r.body["value"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        r.body["value"][0]["name"],
+        example["responses"]["200"]["body"]["value"][0]["name"]
+    );
+    let mine = sku(
+        "Standard_D2ps_v5",
+        "standardDPSv5Family",
+        "eastus",
+        &["1", "2", "3"],
+        2,
+        8.0,
+        "Arm64",
+    );
+    let want = key_paths(&example["responses"]["200"]["body"]["value"][1]);
+    let have = key_paths(&mine);
+    assert!(
+        want.is_subset(&have),
+        "{:?}",
+        want.difference(&have).collect::<Vec<_>>()
+    );
+    a.fake.set_faults(Faults {
+        skus: Some(vec![
+            mine,
+            sku(
+                "Standard_D2s_v5",
+                "standardDSv5Family",
+                "eastus",
+                &["1", "2", "3"],
+                2,
+                8.0,
+                "x64",
+            ),
+            sku("Standard_D2s_v5", "standardDSv5Family", "westus", &[], 2, 8.0, "x64"),
+        ]),
+        sku_not_available: vec![("eastus".into(), "Standard_D2ps_v5".into())],
+        ..Faults::default()
+    });
+    let r = a
+        .call(
+            "GET",
+            &format!(
+                "{SUB}/providers/Microsoft.Compute/skus?%24filter=location%20eq%20%27eastus%27&api-version=2021-07-01"
+            ),
+            None,
+        )
+        .await;
+    let v = r.body["value"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["restrictions"][0]["reasonCode"], "NotAvailableForSubscription");
+    assert_eq!(v[1]["restrictions"], json!([]));
+    assert!(v[0]["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"name": "CpuArchitectureType", "value": "Arm64"})));
 }

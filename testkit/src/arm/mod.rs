@@ -49,6 +49,9 @@
 //! - Role assignments (`.../resourceGroups/G/providers/Microsoft.Authorization/roleAssignments/
 //!   GUID`, synchronous) for a VM's system-assigned identity (the fake gives it a
 //!   `principalId`; an unknown principal is 400 `PrincipalNotFound`).
+//! - `GET /subscriptions/S/providers/Microsoft.Compute/skus` ([`skus`], [`Faults::skus`]),
+//!   with `$filter=location eq 'x'`; sizes withheld by [`Faults::sku_not_available`] carry
+//!   `restrictions`.
 //! - Scheduled deletes ([`schedule`]): `POST /subscriptions/S/providers/Microsoft.ComputeSchedule/
 //!   locations/L/virtualMachinesSubmitDelete` and `.../virtualMachinesGetOperationStatus`;
 //!   at the deadline the VM is deleted as by a DELETE ([`Faults::compute_schedule`]).
@@ -67,6 +70,7 @@ pub mod examples;
 pub mod ops;
 mod routes;
 pub mod schedule;
+pub mod skus;
 pub mod state;
 pub mod throttle;
 
@@ -168,6 +172,9 @@ pub struct Faults {
     /// A new system-assigned identity is unknown to role assignments this long (400
     /// `PrincipalNotFound`, Azure's directory replication delay).
     pub principal_delay: Duration,
+    /// What `GET .../providers/Microsoft.Compute/skus` lists; `None`: Azure's example's
+    /// two entries. Build entries with [`skus::sku`].
+    pub skus: Option<Vec<Value>>,
 }
 
 impl Default for Faults {
@@ -193,6 +200,7 @@ impl Default for Faults {
             latency: Duration::ZERO,
             compute_schedule: true,
             principal_delay: Duration::ZERO,
+            skus: None,
         }
     }
 }
@@ -370,26 +378,26 @@ impl FakeArm {
     }
 
     /// Plants a resource behind herd's back (foreign, orphaned, or a group of its own):
-    /// `value` is its body (`location`, `tags`, `properties`); the fake adds `id`, `name`,
-    /// `type` and `provisioningState: Succeeded`. The group is created if missing; a
+    /// `value` is its body (`location`, `tags`, `properties`); the fake adds `id` (in the
+    /// subscription of the last request, else the zero GUID), `name`, `type` and
+    /// `provisioningState: Succeeded`. The group is created if missing; a
     /// planted VM is running.
     pub fn plant(&self, kind: Kind, rg: &str, name: &str, value: Value) {
         let mut s = self.state.lock().unwrap();
-        let sub = "00000000-0000-0000-0000-000000000000";
+        let sub = s.subscription.clone();
         let loc = value.get("location").cloned().unwrap_or(Value::String("eastus".into()));
-        if !s.groups.contains_key(&rg.to_ascii_lowercase()) {
-            let v = if kind == Kind::ResourceGroup {
-                value.clone()
-            } else {
-                serde_json::json!({ "location": loc })
-            };
-            let g = routes::new_group(sub, rg, v);
-            s.groups.insert(rg.to_ascii_lowercase(), g);
-        }
+        let v = if kind == Kind::ResourceGroup {
+            value.clone()
+        } else {
+            serde_json::json!({ "location": loc })
+        };
+        s.groups
+            .entry(rg.to_ascii_lowercase())
+            .or_insert_with(|| routes::new_group(&sub, rg, v));
         if kind == Kind::ResourceGroup {
             return;
         }
-        let mut v = routes::stamp(&self.ex, kind, sub, rg, name, value, &mut s);
+        let mut v = routes::stamp(&self.ex, kind, &sub, rg, name, value, &mut s);
         v["properties"]["provisioningState"] = Value::String("Succeeded".into());
         let mut r = Res::new(v);
         r.power = state::Power::Running;
@@ -400,6 +408,7 @@ impl FakeArm {
     /// DELETE had been sent).
     pub fn set_deleting(&self, rg: &str, for_: Duration) {
         let mut s = self.state.lock().unwrap();
-        routes::group_delete_op(&mut s, "00000000-0000-0000-0000-000000000000", rg, for_);
+        let sub = s.subscription.clone();
+        routes::group_delete_op(&mut s, &sub, rg, for_);
     }
 }

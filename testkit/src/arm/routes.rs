@@ -189,6 +189,9 @@ impl Handler {
         let mut s = self.state.lock().unwrap();
         let mut f = self.faults.lock().unwrap();
         s.nic_reserved_for = f.nic_reserved_for;
+        if call.low.first().map(String::as_str) == Some("subscriptions") && call.segs.len() > 1 {
+            s.subscription = call.segs[1].to_string();
+        }
         s.propagate_tags = f.propagate_tags;
         ops::settle(&mut s);
         let mut r = self.checked(&mut s, &mut f, &call, &req.body);
@@ -761,6 +764,24 @@ impl Handler {
         }
         if c.is(&["subscriptions", "", "resourcegroups", "", "resources"]) && get {
             return self.list_generic(s, f, c, Some(seg[3]));
+        }
+        if c.is(&["subscriptions", "", "providers", "microsoft.compute", "skus"]) && get {
+            let loc = c.query.get("$filter").and_then(|x| {
+                x.trim()
+                    .strip_prefix("location eq '")
+                    .and_then(|r| r.strip_suffix('\''))
+                    .map(str::to_string)
+            });
+            if c.query.contains_key("$filter") && loc.is_none() && !f.ignore_filters {
+                return err(
+                    400,
+                    "InvalidFilterInQueryString",
+                    "The skus list takes only $filter=location eq '<location>'.",
+                );
+            }
+            let all = f.skus.clone().unwrap_or_else(|| super::skus::example_skus(&self.ex));
+            let items = super::skus::listed(&all, &f.sku_not_available, loc.as_deref().filter(|_| !f.ignore_filters));
+            return self.page(f, c, items);
         }
         if c.is(&[
             "subscriptions",

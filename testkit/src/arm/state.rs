@@ -209,6 +209,8 @@ pub struct State {
     pub propagate_tags: bool,
     /// System-assigned identities' principal ids, and when they were made.
     pub principals: HashMap<String, Instant>,
+    /// The subscription id of the last request (for planted resources' ids).
+    pub subscription: String,
 }
 
 impl State {
@@ -228,6 +230,7 @@ impl State {
             nic_reserved_for: std::time::Duration::ZERO,
             propagate_tags: true,
             principals: HashMap::new(),
+            subscription: "00000000-0000-0000-0000-000000000000".into(),
         }
     }
 
