@@ -157,9 +157,6 @@ pub struct Examples {
 /// this crate (the repository's `../shared/data`, from the repo or a clean clone), else
 /// `/work/shared/data`. The same locator as the GCE fake's.
 pub fn examples_dir() -> Result<PathBuf, String> {
-    let rel = "azure";
-    let probe = "VirtualMachine_Create_WithSshAuthentication.json";
-    let mut tried = Vec::new();
     let mut bases = Vec::new();
     if let Some(d) = std::env::var_os("HERD_SHARED_DATA") {
         bases.push(PathBuf::from(d));
@@ -168,6 +165,14 @@ pub fn examples_dir() -> Result<PathBuf, String> {
         bases.push(a.join("shared/data"));
     }
     bases.push(PathBuf::from("/work/shared/data"));
+    examples_dir_in(bases)
+}
+
+/// The first `base/azure` holding the examples, or an error naming every path tried.
+pub fn examples_dir_in(bases: Vec<PathBuf>) -> Result<PathBuf, String> {
+    let rel = "azure";
+    let probe = "VirtualMachine_Create_WithSshAuthentication.json";
+    let mut tried = Vec::new();
     for b in bases {
         let p = b.join(rel);
         if p.join(probe).is_file() {
@@ -322,6 +327,19 @@ impl Examples {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn missing_examples_fail_naming_the_paths() {
+        let empty = tempfile::tempdir().unwrap();
+        let e = examples_dir_in(vec![empty.path().join("shared/data")]).unwrap_err();
+        assert!(e.contains("Azure's official examples are missing"), "{e}");
+        assert!(
+            e.contains(&empty.path().join("shared/data/azure").display().to_string()),
+            "{e}"
+        );
+        assert!(e.contains("HERD_SHARED_DATA"), "{e}");
+        assert!(examples_dir().unwrap().join(VM_MAXIMUM_SET).is_file());
+    }
 
     #[test]
     fn bodies_are_held_to_the_examples() {

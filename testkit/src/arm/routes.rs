@@ -1675,12 +1675,17 @@ impl Handler {
             || c.query
                 .get("$expand")
                 .is_some_and(|e| e.eq_ignore_ascii_case("instanceView"));
-        let items = s.of_kind(kind, rg).into_iter().map(|r| view(r, expand)).collect();
-        self.page(f, c, items)
+        let items = s.of_kind(kind, rg);
+        self.page_of(f, c, &items, |r| view(r, expand))
     }
 
     /// One page of `items` from `$skiptoken`, with a `nextLink` keeping the caller's query.
     fn page(&self, f: &Faults, c: &Call, items: Vec<Value>) -> Reply {
+        self.page_of(f, c, &items, Clone::clone)
+    }
+
+    /// [`Handler::page`], rendering only the page's items (a VM list of thousands).
+    fn page_of<T>(&self, f: &Faults, c: &Call, items: &[T], render: impl Fn(&T) -> Value) -> Reply {
         let start = match c.query.get("$skiptoken") {
             None => 0,
             Some(t) => match t.parse::<usize>() {
@@ -1689,7 +1694,8 @@ impl Handler {
             },
         };
         let end = (start + f.page_size.max(1)).min(items.len());
-        let mut out = json!({"value": items[start..end]});
+        let page: Vec<Value> = items[start..end].iter().map(render).collect();
+        let mut out = json!({ "value": page });
         if end < items.len() {
             let kept: Vec<&str> = c
                 .raw_query
