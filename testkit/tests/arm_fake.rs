@@ -1444,3 +1444,47 @@ async fn a_thousand_vms_in_little_time_of_the_fakes_own() {
         "{launch:?}: the fake is too slow to measure herd against an 80 s floor"
     );
 }
+
+#[tokio::test]
+async fn spot_evictions_and_overconstrained_zones() {
+    let a = arm(Faults {
+        polls_in_progress: 0,
+        overconstrained: vec![("eastus".into(), "3".into())],
+        ..Faults::default()
+    })
+    .await;
+    a.network("rg").await;
+    let mut z3 = vm_body("rg", "vm0", "Delete");
+    z3["zones"] = json!(["3"]);
+    let r = a.call("PUT", &vm_path("rg", "vm0"), Some(z3)).await;
+    assert_eq!(a.wait(&r).await.1["error"]["code"], "OverconstrainedAllocationRequest");
+    let r = a
+        .call("PUT", &vm_path("rg", "vm1"), Some(vm_body("rg", "vm1", "Delete")))
+        .await;
+    a.wait(&r).await;
+    let mut plain = vm_body("rg", "vm2", "Delete");
+    for k in ["priority", "evictionPolicy", "billingProfile"] {
+        plain["properties"].as_object_mut().unwrap().remove(k);
+    }
+    let r = a.call("PUT", &vm_path("rg", "vm2"), Some(plain)).await;
+    a.wait(&r).await;
+    let r = a
+        .call("POST", &format!("{}/simulateEviction", vm_path("rg", "vm2")), None)
+        .await;
+    assert_eq!((r.status, r.code()), (409, "OperationNotAllowed"));
+    let r = a
+        .call("POST", &format!("{}/simulateEviction", vm_path("rg", "vm1")), None)
+        .await;
+    assert_eq!(r.status, 204);
+    // evictionPolicy Delete: the VM goes with what its delete options take.
+    assert!(a.fake.get(Kind::Vm, "rg", "vm1").is_none());
+    assert!(a.fake.get(Kind::Disk, "rg", "vm1-os").is_none() && a.fake.get(Kind::Nic, "rg", "vm1-nic").is_none());
+    let puts: Vec<String> = a
+        .fake
+        .requests_to("PUT", Kind::Vm)
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(puts.len(), 3);
+    assert!(puts[1].ends_with("/virtualMachines/vm1"), "{puts:?}");
+}

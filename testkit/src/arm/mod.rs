@@ -11,6 +11,7 @@
 //! arm.uri();                                           // the ARM endpoint to give the SDK
 //! arm.set_faults(Faults { throttle_storm: 3, ..Faults::default() }); // at runtime
 //! arm.requests();                                      // Vec<Recorded>: method, path, query, body, headers (no Authorization), status
+//! arm.requests_to("PUT", Kind::Vm);                    // those of one method on one kind's resources
 //! arm.calls();                                         // Calls: reads, writes, deletes, throttled, by "PUT virtualMachines"
 //! arm.vms(); arm.nics(); arm.public_ips(); arm.disks(); arm.nsgs(); arm.vnets(); arm.resource_groups(); arm.role_assignments(); // Vec<Value>, as ARM answers GET
 //! arm.resources(Kind::Vm);                             // the same, by kind
@@ -148,6 +149,8 @@ pub struct Faults {
     pub delivery: Delivery,
     /// (location, zone): a VM there fails with `ZonalAllocationFailed`.
     pub zonal_allocation_failed: Vec<(String, String)>,
+    /// (location, zone): a VM there fails with `OverconstrainedAllocationRequest`.
+    pub overconstrained: Vec<(String, String)>,
     /// Locations where every VM fails with `AllocationFailed`.
     pub allocation_failed: Vec<String>,
     /// (location, size): 409 `SkuNotAvailable`, always synchronous as in Azure.
@@ -188,6 +191,7 @@ impl Default for Faults {
             rg_delete_time: Duration::from_millis(300),
             delivery: Delivery::Async,
             zonal_allocation_failed: Vec::new(),
+            overconstrained: Vec::new(),
             allocation_failed: Vec::new(),
             sku_not_available: Vec::new(),
             quota: None,
@@ -302,6 +306,24 @@ impl FakeArm {
     /// Every request, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Requests of `method` on resources of `kind` (the path names the kind's type and a
+    /// resource after it: `PUT .../virtualMachines/vm1`, not a list), in order.
+    pub fn requests_to(&self, method: &str, kind: Kind) -> Vec<Recorded> {
+        let ty = kind.arm_type().rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                let segs: Vec<String> = r
+                    .path
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+                r.method == method && segs.len() >= 2 && segs[segs.len() - 2] == ty
+            })
+            .collect()
     }
 
     pub fn calls(&self) -> Calls {

@@ -1257,13 +1257,14 @@ impl Handler {
             }
         }
         let zone = s_of(&c.body, "/zones/0");
-        if let Some(z) = zone.filter(|z| {
-            f.zonal_allocation_failed
-                .iter()
-                .any(|(l, fz)| l.eq_ignore_ascii_case(loc) && fz == z)
-        }) {
-            let _ = z;
+        let here = |list: &[(String, String)]| {
+            zone.is_some_and(|z| list.iter().any(|(l, fz)| l.eq_ignore_ascii_case(loc) && fz == z))
+        };
+        if here(&f.zonal_allocation_failed) {
             return Some((409, "ZonalAllocationFailed".into(), "Allocation failed. We do not have sufficient capacity for the requested VM size in this zone. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance".into()));
+        }
+        if here(&f.overconstrained) {
+            return Some((409, "OverconstrainedAllocationRequest".into(), "Allocation failed. VM(s) with the following constraints cannot be allocated, because the condition is too restrictive. Please remove some constraints and try again. Constraints applied are: - Availability Zone - Networking Constraints (such as Accelerated Networking or IPv6) - VM Size".into()));
         }
         if f.allocation_failed.iter().any(|l| l.eq_ignore_ascii_case(loc)) {
             return Some((409, "AllocationFailed".into(), "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance".into()));
