@@ -702,7 +702,7 @@ async fn each_network_kind_is_created_read_listed_and_deleted() {
 #[tokio::test]
 async fn resource_groups_are_listed_by_tag_and_deleted_with_all_in_them() {
     let a = arm(Faults {
-        rg_delete_time: Duration::from_millis(300),
+        rg_delete_time: Duration::from_millis(1000),
         polls_in_progress: 0,
         ..Faults::default()
     })
@@ -755,7 +755,7 @@ async fn resource_groups_are_listed_by_tag_and_deleted_with_all_in_them() {
         .await;
     assert_eq!((put.status, put.code()), (409, "ResourceGroupBeingDeleted"));
     assert_eq!(a.call("GET", &loc, None).await.status, 202);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(a.call("GET", &loc, None).await.status, 200);
     assert_eq!(a.call("GET", &rg("rg"), None).await.code(), "ResourceGroupNotFound");
     assert!(
@@ -1006,7 +1006,7 @@ async fn storms_lost_answers_and_reserved_nics() {
             times: 1,
             answer: LostAnswer::Status500,
         }],
-        nic_reserved_for: Duration::from_millis(600),
+        nic_reserved_for: Duration::from_millis(1500),
         polls_in_progress: 0,
         ..Faults::default()
     });
@@ -1032,7 +1032,7 @@ async fn storms_lost_answers_and_reserved_nics() {
         "{}",
         r.message()
     );
-    tokio::time::sleep(Duration::from_millis(650)).await;
+    tokio::time::sleep(Duration::from_millis(1550)).await;
     let r = a
         .call("PUT", &vm_path("rg", "vm1"), Some(vm_body("rg", "vm1", "Detach")))
         .await;
@@ -1139,7 +1139,7 @@ async fn names_filters_plants_and_a_hostile_list() {
         2,
         "filters ignored: rg and foreign"
     );
-    a.fake.set_deleting("foreign", Duration::from_millis(100));
+    a.fake.set_deleting("foreign", Duration::from_millis(500));
     let r = a
         .call(
             "PUT",
@@ -1148,7 +1148,7 @@ async fn names_filters_plants_and_a_hostile_list() {
         )
         .await;
     assert_eq!(r.code(), "ResourceGroupBeingDeleted");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(550)).await;
     assert!(a.fake.disks().is_empty() && a.fake.public_ips().is_empty());
     let _ = Bucket {
         burst: 1,
@@ -1169,7 +1169,7 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
         .await;
     a.wait(&r).await;
     let id = a.fake.vms()[0]["id"].as_str().unwrap().to_string();
-    let at = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1000);
     let url = format!(
         "{SUB}/providers/Microsoft.ComputeSchedule/locations/eastus/virtualMachinesSubmitDelete?api-version=2025-05-01"
     );
@@ -1211,7 +1211,7 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
         )
         .await;
     assert_eq!(st.body["results"][0]["operation"]["state"], "Scheduled");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let st = a.call("POST", &status_url, Some(json!({"operationIds": [op]}))).await;
     assert_eq!(st.body["results"][0]["operation"]["state"], "Succeeded");
     assert!(
@@ -1252,7 +1252,7 @@ async fn nulls_are_absent_fields() {
 async fn a_vm_identity_gets_a_role_on_its_group() {
     let a = arm(Faults {
         polls_in_progress: 0,
-        principal_delay: Duration::from_millis(300),
+        principal_delay: Duration::from_millis(1000),
         ..Faults::default()
     })
     .await;
@@ -1273,7 +1273,7 @@ async fn a_vm_identity_gets_a_role_on_its_group() {
         (400, "PrincipalNotFound"),
         "replication delay"
     );
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    tokio::time::sleep(Duration::from_millis(1020)).await;
     let ok = a.call("PUT", &ra(g1), Some(body.clone())).await;
     assert_eq!(ok.status, 201, "{:?}", ok.body);
     assert_eq!(ok.body["properties"]["scope"], "/subscriptions/sub-1/resourceGroups/rg");
