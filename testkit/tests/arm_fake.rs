@@ -557,6 +557,10 @@ async fn deleting_a_vm_takes_what_its_delete_options_say() {
             )
             .await;
         assert_eq!(r.status, 202);
+        let busy = a
+            .call("PUT", &vm_path("rg", name), Some(vm_body("rg", name, "Delete")))
+            .await;
+        assert_eq!((busy.status, busy.code()), (409, "AnotherOperationInProgress"));
         let (_, end) = a.wait(&r).await;
         assert_eq!(end["status"], "Succeeded");
     }

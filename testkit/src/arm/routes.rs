@@ -1088,6 +1088,15 @@ impl Handler {
                         )
                     }
                 };
+                if s.res
+                    .get(&k)
+                    .and_then(|r| s_of(&r.value, "/properties/provisioningState"))
+                    == Some("Deleting")
+                {
+                    return err(409, "AnotherOperationInProgress", &format!(
+                        "Operation 'PUT' on {} '{name}' is not allowed: the resource is being deleted. Another operation on this or dependent resource is in progress."
+                        , kind.arm_type()));
+                }
                 if kind == Kind::Vm {
                     return self.vm_put(s, f, c, rg, name, &loc);
                 }
