@@ -62,13 +62,22 @@
 //! - Every PUT body is held to Azure's examples: an unknown key path is 400
 //!   `InvalidRequestContent` naming it.
 //!
+//! Layout: this file is the API; [`routes`](self) reads a request (auth, `api-version`,
+//! buckets, examples) and dispatches to `groups`, `resources` (network kinds, role
+//! assignments, deletes and their cascade), `compute` (VMs), [`schedule`], [`skus`];
+//! [`ops`] runs long-running operations over [`state`]; [`examples`] and [`throttle`]
+//! hold the fake to Azure's examples and limits.
+//!
 //! Where it differs from ARM: one subscription (the id in the path is echoed, not kept
 //! apart); NICs created from a VM's configuration are named exactly after the
 //! configuration; a VM whose creation fails stays, `Failed`, with its NICs and IPs (as in
 //! Azure) until deleted; its OS disk is only created on success.
 
+mod compute;
 pub mod examples;
+mod groups;
 pub mod ops;
+mod resources;
 mod routes;
 pub mod schedule;
 pub mod skus;
@@ -343,11 +352,11 @@ impl FakeArm {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
         if kind == Kind::ResourceGroup {
-            return s.groups.values().map(routes::group_view).collect();
+            return s.groups.values().map(groups::group_view).collect();
         }
         s.of_kind(kind, None)
             .into_iter()
-            .map(|r| routes::view(r, false))
+            .map(|r| resources::view(r, false))
             .collect()
     }
 
@@ -355,16 +364,16 @@ impl FakeArm {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
         if kind == Kind::ResourceGroup {
-            return s.group_live(name).map(routes::group_view);
+            return s.group_live(name).map(groups::group_view);
         }
-        s.res.get(&key(kind, rg, name)).map(|r| routes::view(r, false))
+        s.res.get(&key(kind, rg, name)).map(|r| resources::view(r, false))
     }
 
     /// A VM's instance view (`statuses`: `ProvisioningState/...`, `PowerState/...`).
     pub fn instance_view(&self, rg: &str, name: &str) -> Option<Value> {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
-        s.res.get(&key(Kind::Vm, rg, name)).map(routes::instance_view)
+        s.res.get(&key(Kind::Vm, rg, name)).map(compute::instance_view)
     }
 
     /// Scheduled deletions, as `virtualMachinesGetOperationStatus` shows each `operation`.
@@ -415,11 +424,11 @@ impl FakeArm {
         };
         s.groups
             .entry(rg.to_ascii_lowercase())
-            .or_insert_with(|| routes::new_group(&sub, rg, v));
+            .or_insert_with(|| groups::new_group(&sub, rg, v));
         if kind == Kind::ResourceGroup {
             return;
         }
-        let mut v = routes::stamp(&self.ex, kind, &sub, rg, name, value, &mut s);
+        let mut v = resources::stamp(&self.ex, kind, &sub, rg, name, value, &mut s);
         v["properties"]["provisioningState"] = Value::String("Succeeded".into());
         let mut r = Res::new(v);
         r.power = state::Power::Running;
@@ -431,6 +440,6 @@ impl FakeArm {
     pub fn set_deleting(&self, rg: &str, for_: Duration) {
         let mut s = self.state.lock().unwrap();
         let sub = s.subscription.clone();
-        routes::group_delete_op(&mut s, &sub, rg, for_);
+        groups::group_delete_op(&mut s, &sub, rg, for_);
     }
 }
