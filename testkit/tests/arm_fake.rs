@@ -1492,3 +1492,68 @@ async fn spot_evictions_and_overconstrained_zones() {
     assert_eq!(puts.len(), 3);
     assert!(puts[1].ends_with("/virtualMachines/vm1"), "{puts:?}");
 }
+
+/// Behind the test kit's fault proxy (ARM JSON), the URLs the fake hands out name the
+/// proxy, so polls and pages go through it too.
+#[tokio::test]
+async fn behind_the_fault_proxy_polls_and_pages_go_through_it() {
+    use herd_testkit::{ArmJson, FaultProxy};
+    let a = arm(Faults {
+        polls_in_progress: 1,
+        page_size: 1,
+        ..Faults::default()
+    })
+    .await;
+    let proxy = FaultProxy::start_with(
+        std::sync::Arc::new(ArmJson::default()),
+        Some(a.fake.uri()),
+        herd_testkit::pass(),
+    )
+    .await;
+    a.fake.advertise(&proxy.endpoint());
+    let base = proxy.endpoint();
+    let at = |p: &str| format!("{base}{p}?{API}");
+    assert_eq!(
+        a.call("PUT", &at(&rg("rg")), Some(json!({"location": "eastus"})))
+            .await
+            .status,
+        201
+    );
+    let r = a
+        .call(
+            "PUT",
+            &at(&res("rg", "Microsoft.Network/publicIPAddresses", "ip1")),
+            Some(json!({"location": "eastus"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let op = r.header("azure-asyncoperation").unwrap().to_string();
+    assert!(op.starts_with(&base), "{op}");
+    let (_, end) = a.wait(&r).await;
+    assert_eq!(end["status"], "Succeeded");
+    a.call(
+        "PUT",
+        &at(&res("rg", "Microsoft.Network/publicIPAddresses", "ip2")),
+        Some(json!({"location": "eastus"})),
+    )
+    .await;
+    let l = a
+        .call(
+            "GET",
+            &at(&format!("{SUB}/providers/Microsoft.Network/publicIPAddresses")),
+            None,
+        )
+        .await;
+    let next = l.body["nextLink"].as_str().unwrap().to_string();
+    assert!(next.starts_with(&base), "{next}");
+    assert_eq!(a.call("GET", &next, None).await.body["value"][0]["name"], "ip2");
+    let polls = proxy.seen().iter().filter(|s| s.path.contains("/operations/")).count();
+    assert!(polls >= 2, "{polls} polls through the proxy");
+    assert!(
+        a.fake
+            .requests()
+            .iter()
+            .all(|q| q.headers.get("host").is_some_and(|h| !base.ends_with(h.as_str()))),
+        "the proxy forwards"
+    );
+}

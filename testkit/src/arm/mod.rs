@@ -9,6 +9,7 @@
 //! ```text
 //! let arm = FakeArm::start(Faults::default()).await;   // panics naming the path if ../shared/data/azure is absent
 //! arm.uri();                                           // the ARM endpoint to give the SDK
+//! arm.advertise(&proxy.endpoint());                    // URLs in answers name a proxy in front instead
 //! arm.set_faults(Faults { throttle_storm: 3, ..Faults::default() }); // at runtime
 //! arm.requests();                                      // Vec<Recorded>: method, path, query, body, headers (no Authorization), status
 //! arm.requests_to("PUT", Kind::Vm);                    // those of one method on one kind's resources
@@ -250,6 +251,7 @@ impl Calls {
 /// The fake, listening on 127.0.0.1.
 pub struct FakeArm {
     server: MockServer,
+    base: Arc<Mutex<String>>,
     ex: Arc<Examples>,
     state: Arc<Mutex<State>>,
     faults: Arc<Mutex<Faults>>,
@@ -270,17 +272,19 @@ impl FakeArm {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State::new(Throttle::new(faults.limits))));
         let faults = Arc::new(Mutex::new(faults));
+        let base = Arc::new(Mutex::new(server.uri()));
         Mock::given(wiremock::matchers::any())
             .respond_with(routes::Handler {
                 ex: ex.clone(),
                 state: state.clone(),
                 faults: faults.clone(),
-                base: server.uri(),
+                base: base.clone(),
             })
             .mount(&server)
             .await;
         FakeArm {
             server,
+            base,
             ex,
             state,
             faults,
@@ -291,6 +295,13 @@ impl FakeArm {
     /// `https://management.azure.com`.
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// The base URL the fake writes into `nextLink`, `Azure-AsyncOperation` and `Location`
+    /// (its own by default): a fault proxy in front gives its endpoint here, so the
+    /// client's polls and pages go through the proxy too.
+    pub fn advertise(&self, base: &str) {
+        *self.base.lock().unwrap() = base.trim_end_matches('/').to_string();
     }
 
     /// New faults; the buckets start full again if the limits changed.

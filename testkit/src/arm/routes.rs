@@ -21,7 +21,8 @@ pub(super) struct Handler {
     pub ex: Arc<Examples>,
     pub state: Arc<Mutex<State>>,
     pub faults: Arc<Mutex<Faults>>,
-    pub base: String,
+    /// The base URL written into `nextLink`, `Azure-AsyncOperation` and `Location`.
+    pub base: Arc<Mutex<String>>,
 }
 
 /// An answer before it becomes wiremock's.
@@ -75,6 +76,7 @@ pub(super) struct Call<'a> {
     pub(super) api: String,
     /// `Authorization: Bearer <something>` was sent (the token itself is never kept).
     pub(super) auth_ok: bool,
+    pub(super) base: String,
 }
 
 impl Call<'_> {
@@ -178,6 +180,7 @@ impl Handler {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let call = Call {
+            base: self.base.lock().unwrap().clone(),
             auth_ok: auth.strip_prefix("Bearer ").is_some_and(|t| !t.trim().is_empty()),
             method,
             segs,
@@ -536,9 +539,9 @@ impl Handler {
     pub(super) fn with_lro(&self, r: Reply, s: &State, f: &Faults, c: &Call, op: &str, async_header: bool) -> Reply {
         let Some(op) = s.ops.get(op) else { return r };
         let q = format!("?api-version={}", c.api);
-        let mut r = r.header("location", format!("{}{}{q}", self.base, op.result_path));
+        let mut r = r.header("location", format!("{}{}{q}", c.base, op.result_path));
         if async_header {
-            r = r.header("azure-asyncoperation", format!("{}{}{q}", self.base, op.status_path));
+            r = r.header("azure-asyncoperation", format!("{}{}{q}", c.base, op.status_path));
         }
         match f.lro_retry_after {
             Some(n) => r.header("retry-after", n.to_string()),
@@ -668,7 +671,7 @@ impl Handler {
                     !k.is_empty() && k != "$skiptoken" && !k.eq_ignore_ascii_case("%24skiptoken")
                 })
                 .collect();
-            out["nextLink"] = json!(format!("{}{}?{}&$skiptoken={end}", self.base, c.path, kept.join("&")));
+            out["nextLink"] = json!(format!("{}{}?{}&$skiptoken={end}", c.base, c.path, kept.join("&")));
         }
         reply(200, out)
     }
