@@ -1201,6 +1201,27 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    // Shaped after Azure's example answer, but for what only failures and ends carry.
+    let ex = Examples::load().unwrap();
+    let want = key_paths(
+        ex.file("ComputeSchedule_VirtualMachinesSubmitDelete_MaximumSet_Gen.2025-05-01.json")
+            .unwrap()
+            .pointer("/responses/200/body")
+            .unwrap(),
+    );
+    let have = key_paths(&r.body);
+    let later = [
+        "results[].errorCode",
+        "results[].errorDetails",
+        "results[].operation.resourceOperationError",
+        "results[].operation.completedAt",
+        "results[].operation.timeZone",
+    ];
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|p| !have.contains(*p) && !later.iter().any(|l| p.starts_with(l)))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?}");
     let op = r.body["results"][0]["operation"]["operationId"]
         .as_str()
         .unwrap()
@@ -1218,6 +1239,7 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
     tokio::time::sleep(Duration::from_millis(1050)).await;
     let st = a.call("POST", &status_url, Some(json!({"operationIds": [op]}))).await;
     assert_eq!(st.body["results"][0]["operation"]["state"], "Succeeded");
+    assert!(st.body["results"][0]["operation"]["completedAt"].is_string());
     assert!(
         a.fake.vms().is_empty()
             && a.fake.disks().is_empty()
