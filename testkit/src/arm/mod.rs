@@ -23,6 +23,7 @@
 //! arm.scheduled_deletes();                             // Vec<Value>: ComputeSchedule operations
 //! arm.reset();                                         // a fresh subscription, faults kept
 //! Limits::floor(Limits::default().writes, 1200);       // the bucket's floor for a benchmark
+//! Limits::default().floor_of(writes, deletes, reads);  // a whole run's floor (arm.calls() gives the counts)
 //! ```
 //!
 //! Wire behaviour, as ARM's REST API (paths case-insensitive, any `api-version` but one
@@ -68,6 +69,11 @@
 //! assignments, deletes and their cascade), `compute` (VMs), [`schedule`], [`skus`];
 //! [`ops`] runs long-running operations over [`state`]; [`examples`] and [`throttle`]
 //! hold the fake to Azure's examples and limits.
+//!
+//! Note for clients on the 0.21 SDK: awaiting a create-or-update builder (`IntoFuture`)
+//! re-sends the PUT until an answer reads `Succeeded`, sleeping `Retry-After` (30 s when
+//! absent) in between; send it (`.send()`) and poll `Azure-AsyncOperation` instead, or set
+//! [`Faults::lro_retry_after`].
 //!
 //! Where it differs from ARM: one subscription (the id in the path is echoed, not kept
 //! apart); NICs created from a VM's configuration are named exactly after the
