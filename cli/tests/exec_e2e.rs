@@ -170,3 +170,57 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
     // logs reads what the boot script captured (none here: the sshd's machine never ran it).
     sb.ok(&["logs", &ids[0]]);
 }
+
+/// The sweep's workload: CPU-bound shell that prints its own metric.
+const WORK: &str = "i=0\nwhile [ $i -lt 20000 ]; do i=$((i+1)); done\necho \"score: $i\"\n";
+
+#[test]
+fn a_sweep_runs_cells_on_aws_over_ssh_beside_the_simulator() {
+    let moto = moto();
+    let mut sb = Herd::with_config(HERD, "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n")
+        .aws(&moto.endpoint(), "us-east-1")
+        .env("HERD_AWS_SSH_USER", current_user());
+    // The owner key comes with the first launch; the "VM" admits it.
+    sb.ok(&[
+        "launch",
+        "--cloud",
+        "aws",
+        "t3.micro",
+        "--deadline",
+        "5m",
+        "--cluster",
+        "warm",
+    ]);
+    sb.ok(&["down", "--cluster", "warm", "--yes"]);
+    let owner = std::fs::read_to_string(keys(&sb).join("herd-tester-ed25519.pub")).unwrap();
+    // A sweep launches and connects in one run: every launch gets this host key, which
+    // the sshd serves from the start.
+    let host = HostKeyPair::generate().unwrap();
+    let host_file = sb.write("host-key", host.private_openssh());
+    let sshd = Sshd::start_as(Some(host), &[owner]).unwrap_or_else(|e| panic!("{e}"));
+    sb.set_env("HERD_AWS_TEST_HOST_KEY", host_file.as_os_str());
+    sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
+
+    sb.write("work.sh", WORK);
+    let spec = sb.write(
+        "s.toml",
+        "name = \"mixed\"\nrepetitions = 2\ntimeout = \"5m\"\nconcurrency = 2\nbudget = \"1\"\n\n\
+         [workload]\nfiles = [\"work.sh\"]\nsetup = \"test -f work.sh\"\nrun = \"sh work.sh\"\n\n\
+         [workload.metric]\nregex = 'score: ([0-9]+)'\nbetter = \"higher\"\n\n\
+         [matrix]\nclouds = [\"local\", \"aws\"]\nregions = [\"local-east-1\", \"us-east-1\"]\n\
+         types = [\"l1.large\", \"t3.micro\"]\n",
+    );
+    let out = sb.path().join("report");
+    let r = sb.run(&["sweep", "run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("t3.micro@us-east-1"), "{}", r.stdout);
+    assert!(r.stdout.contains("l1.large@local-east-1"), "{}", r.stdout);
+    let v = sb.json(&["sweep", "report", "mixed", "--json"]);
+    let cells = v["cells"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let clouds: Vec<&str> = cells.iter().filter_map(|c| c["cell"]["cloud"].as_str()).collect();
+    assert!(clouds.contains(&"aws") && clouds.contains(&"local"), "{v}");
+    // Both really ran the workload (over SSH on "AWS") and were measured.
+    assert!(cells.iter().all(|c| c["metric"]["median"] == 20000.0), "{v}");
+    assert!(out.join("index.html").is_file());
+    assert!(sb.live().is_empty(), "every instance was terminated: {:?}", sb.live());
+}

@@ -115,6 +115,27 @@ pub fn address(inst: &Instance) -> Result<SocketAddr> {
     Ok(test_map(addr).unwrap_or(addr))
 }
 
+/// The environment variable that gives every launch one host key from a file
+/// (`test-support` builds only), so a test's sshd can serve it before herd launches:
+/// a sweep launches and connects within one run.
+pub const TEST_HOST_KEY_ENV: &str = "HERD_AWS_TEST_HOST_KEY";
+
+/// In `test-support` builds with [`TEST_HOST_KEY_ENV`] set: files that key as this
+/// launch's, unless the launch has one already.
+#[cfg(feature = "test-support")]
+pub fn test_host_key(store: &HostKeyStore, launch_id: &str) -> Result<()> {
+    let Ok(path) = std::env::var(TEST_HOST_KEY_ENV) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::config(format!("{TEST_HOST_KEY_ENV}={path}: {e}")))?;
+    store.install(launch_id, &herd_guest::ssh::HostKeyPair::from_private_openssh(&text)?)
+}
+
+#[cfg(not(feature = "test-support"))]
+pub fn test_host_key(_store: &HostKeyStore, _launch_id: &str) -> Result<()> {
+    Ok(())
+}
+
 #[cfg(feature = "test-support")]
 fn test_map(addr: SocketAddr) -> Option<SocketAddr> {
     let map = std::env::var(TEST_ADDRESS_MAP_ENV).ok()?;

@@ -390,6 +390,7 @@ impl Provider for AwsProvider {
         });
         // The launch's host key (the same on a retry under this id, so EC2 sees the
         // same user data) and the owner's key for herd's login.
+        crate::exec::test_host_key(&self.host_keys(), req.launch_id.as_str())?;
         let host_key = self.host_keys().for_launch(req.launch_id.as_str())?;
         let owner_key = crate::access::local_key(&cfg.key_dir, &cfg.owner)?;
         let user_data = userdata::encoded(&userdata::script(

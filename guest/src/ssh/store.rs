@@ -93,6 +93,23 @@ impl HostKeyStore {
         Ok(pair)
     }
 
+    /// Files `pair` as `launch_id`'s when it has none yet (a key made elsewhere, e.g. by
+    /// a test's sshd); an existing key is kept.
+    pub fn install(&self, launch_id: &str, pair: &HostKeyPair) -> Result<()> {
+        let path = self.private_path(launch_id)?;
+        if path.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_error("create", &self.dir, e))?;
+        match write_private(&path, pair.private_openssh().as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(io_error("write", &path, e)),
+        }
+        let public = self.public_path(launch_id)?;
+        std::fs::write(&public, format!("{}\n", pair.public().to_openssh())).map_err(|e| io_error("write", &public, e))
+    }
+
     /// The stored pair, if any. A private file others can read is refused.
     pub fn load(&self, launch_id: &str) -> Result<Option<HostKeyPair>> {
         let path = self.private_path(launch_id)?;
