@@ -224,3 +224,68 @@ fn a_sweep_runs_cells_on_aws_over_ssh_beside_the_simulator() {
     assert!(out.join("index.html").is_file());
     assert!(sb.live().is_empty(), "every instance was terminated: {:?}", sb.live());
 }
+
+/// Processes whose command line has `needle` (the remote commands, on this machine).
+fn running(needle: &str) -> usize {
+    let out = Command::new("pgrep").args(["-f", "-c", needle]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn ctrl_c_during_exec_on_50_instances_stops_every_remote_command() {
+    let moto = moto();
+    let mut sb = sandbox(&moto.endpoint());
+    sb.ok(&[
+        "launch",
+        "--cloud",
+        "aws",
+        "t3.micro",
+        "-n",
+        "50",
+        "--deadline",
+        "30m",
+        "--cluster",
+        "fifty",
+    ]);
+    assert_eq!(sb.live().len(), 50);
+    let owner = std::fs::read_to_string(keys(&sb).join("herd-tester-ed25519.pub")).unwrap();
+    let sshd = Sshd::start_as(Some(launch_host_key(&keys(&sb))), &[owner]).unwrap_or_else(|e| panic!("{e}"));
+    sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
+
+    // A sleep no other process on this machine runs.
+    let secs = 600 + std::process::id() % 300;
+    let needle = format!("sleep {secs}");
+    let mut child = sb.spawn(&["exec", "--cluster", "fifty", "--", &format!("{needle}; echo never")]);
+    let t0 = std::time::Instant::now();
+    while running(&needle) < 50 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "only {} of 50 remote commands started",
+            running(&needle)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let r = herd_testkit::cli::wait_with_timeout(&mut child, std::time::Duration::from_secs(60), "herd exec");
+    assert_eq!(r.code, 130, "{}", r.all());
+    assert!(
+        r.stderr.contains("stopping the command on 50 instance(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("never"), "{}", r.stdout);
+    // Every remote command is gone, not left running on the "VMs".
+    let t0 = std::time::Instant::now();
+    while running(&needle) > 0 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "{} remote commands outlived Ctrl-C",
+            running(&needle)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
