@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod fixture;
+pub mod sshd;
 pub mod wrap;
 
 pub use fixture::{Fixture, Options, TestCloud};

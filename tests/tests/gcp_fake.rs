@@ -40,7 +40,8 @@ fn provider(s: &Servers, owner: &str, keys: &std::path::Path, timeout: Duration)
         .project("herd-conformance")
         .region(REGION)
         .api_base(s.proxy.endpoint())
-        .attempt_timeout(timeout);
+        .attempt_timeout(timeout)
+        .ssh_user(current_user());
     Arc::new(
         GcpProvider::builder(cfg)
             .tokens(Arc::new(StaticToken(Token::new("test-token"))))
@@ -51,6 +52,7 @@ fn provider(s: &Servers, owner: &str, keys: &std::path::Path, timeout: Duration)
 struct GcpFake {
     servers: OnceCell<Servers>,
     keys: tempfile::TempDir,
+    sshd: OnceCell<()>,
 }
 
 impl GcpFake {
@@ -58,6 +60,7 @@ impl GcpFake {
         GcpFake {
             servers: OnceCell::new(),
             keys: tempfile::tempdir().expect("a temp dir"),
+            sshd: OnceCell::new(),
         }
     }
 }
@@ -83,6 +86,14 @@ impl Fixture for GcpFake {
                 Fault::fail_after(500, "internalError")
             }
         }));
+        // The exec cases reach a real sshd that takes on each launch's host key.
+        let keys = self.keys.path().to_path_buf();
+        self.sshd
+            .get_or_try_init(|| async move {
+                herd_conformance::sshd::follow_launches(keys, "conformance", herd_gcp::TEST_ADDRESS_MAP_ENV)
+                    .map_err(anyhow::Error::msg)
+            })
+            .await?;
         Ok(provider(s, "conformance", self.keys.path(), Duration::from_secs(30)))
     }
 
@@ -194,4 +205,9 @@ async fn every_fault_case_ends_with_n_or_a_clear_error_and_nothing_running() {
         );
     }
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+fn current_user() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

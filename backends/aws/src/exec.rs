@@ -1,218 +1,24 @@
-//! `exec` on EC2: herd-guest's SSH transport to the instance's public address, as the
-//! configured login with the owner's key, pinning the host key this launch installed
-//! (kept in herd-guest's [`HostKeyStore`], found through the instance's `herd-request`
-//! tag). One connection per instance is kept open for the process, so a sweep cell's
-//! ship, setup and runs share one handshake. What runs is wrapped in a busy marker
-//! (herd-guest's `busy::hold`), so the idle watchdog never ends a VM mid-command.
-//!
-//! Tests send addresses elsewhere with `HERD_AWS_TEST_ADDRESS_MAP` (`*=127.0.0.1:PORT`
-//! or `IP=HOST:PORT,...`), honoured only in builds with the `test-support` feature: a
-//! release binary cannot be pointed at another host by an environment variable.
+//! `exec` on EC2: herd-guest's shared SSH exec ([`herd_guest::ssh::remote`]) to the
+//! instance's public address. Tests send addresses elsewhere with
+//! `HERD_AWS_TEST_ADDRESS_MAP` and give every launch one host key with
+//! `HERD_AWS_TEST_HOST_KEY`, honoured only in `test-support` builds.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use herd_core::{
-    tags, Error, ErrorKind, ExecOutput, ExecRequest, Instance, InstanceState, OutputSink, OutputStream, Result,
-};
-use herd_guest::busy;
-use herd_guest::ssh::{
-    shell_quote, ClientKey, ConnectOptions, ExecOptions, Exit, HostKey, HostKeyPolicy, HostKeyStore, Session, Stream,
-    Transport,
-};
-use tokio::sync::Mutex;
-
-/// The port sshd listens on in herd's security group.
-pub const SSH_PORT: u16 = 22;
-
-/// Where commands run, relative to the login's home: shipped files land here too.
-pub const WORK_DIR: &str = "herd-work";
+use herd_core::{Instance, Result};
+pub use herd_guest::ssh::remote::{pinned_key, run, Sessions, WORK_DIR};
+use herd_guest::ssh::HostKeyStore;
 
 /// The environment variable tests map addresses with (`test-support` builds only).
 pub const TEST_ADDRESS_MAP_ENV: &str = "HERD_AWS_TEST_ADDRESS_MAP";
 
-/// Open sessions per instance and the transport they share.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    transport: Transport,
-    open: Mutex<HashMap<String, Arc<Session>>>,
-}
-
-impl Sessions {
-    /// The open session to `inst`, or a new one.
-    pub async fn get(
-        &self,
-        inst: &Instance,
-        user: &str,
-        key: &ClientKey,
-        store: &HostKeyStore,
-    ) -> Result<Arc<Session>> {
-        if let Some(s) = self.open.lock().await.get(&inst.id) {
-            if !s.is_closed() {
-                return Ok(s.clone());
-            }
-        }
-        let pinned = pinned_key(inst, store)?;
-        let addr = address(inst)?;
-        let request = inst.tag(tags::REQUEST).unwrap_or_default();
-        // A wrong key is waited out only until the launch's VMs have shown herd's key once.
-        let mut opts = ConnectOptions::default();
-        if store.confirmed(request) {
-            opts.host_key_settle = std::time::Duration::ZERO;
-        }
-        let s = Arc::new(
-            self.transport
-                .connect(addr, user, key, &HostKeyPolicy::pinned(pinned), &opts)
-                .await?,
-        );
-        store.confirm(request)?;
-        self.open.lock().await.insert(inst.id.clone(), s.clone());
-        Ok(s)
-    }
-
-    /// Forgets a session that failed, so the next command connects again.
-    pub async fn drop_session(&self, id: &str) {
-        self.open.lock().await.remove(id);
-    }
-}
-
-/// The host key `inst`'s launch installed, found through its `herd-request` tag.
-pub fn pinned_key(inst: &Instance, store: &HostKeyStore) -> Result<HostKey> {
-    let request = inst.tag(tags::REQUEST).ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!(
-                "instance {} carries no {} tag, so herd cannot tell which host key it has",
-                inst.id,
-                tags::REQUEST
-            ),
-        )
-        .with_hint("herd connects only to instances it launched itself")
-    })?;
-    store.pinned(request)
-}
-
-/// Where to reach `inst`: its public address on port 22 (through the test map in
-/// `test-support` builds).
-pub fn address(inst: &Instance) -> Result<SocketAddr> {
-    if inst.state != InstanceState::Running {
-        return Err(Error::new(
-            ErrorKind::Conflict,
-            format!("instance {} is {}, not running", inst.id, inst.state),
-        )
-        .with_hint("wait for it (`herd ls`) or launch another"));
-    }
-    let ip: IpAddr = inst.addresses.iter().find_map(|a| a.parse().ok()).ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!("instance {} has no IP address yet", inst.id),
-        )
-        .with_hint("the instance may still be starting; try again in a few seconds")
-    })?;
-    let addr = SocketAddr::new(ip, SSH_PORT);
-    Ok(test_map(addr).unwrap_or(addr))
-}
-
-/// The environment variable that gives every launch one host key from a file
-/// (`test-support` builds only), so a test's sshd can serve it before herd launches:
-/// a sweep launches and connects within one run.
+/// The environment variable that gives every launch one host key (`test-support` builds).
 pub const TEST_HOST_KEY_ENV: &str = "HERD_AWS_TEST_HOST_KEY";
 
-/// In `test-support` builds with [`TEST_HOST_KEY_ENV`] set: files that key as this
-/// launch's, unless the launch has one already.
-#[cfg(feature = "test-support")]
+/// Where to reach `inst` (its public address, port 22).
+pub fn address(inst: &Instance) -> Result<std::net::SocketAddr> {
+    herd_guest::ssh::remote::address(inst, TEST_ADDRESS_MAP_ENV)
+}
+
+/// The test seam's host key for this launch, in `test-support` builds.
 pub fn test_host_key(store: &HostKeyStore, launch_id: &str) -> Result<()> {
-    let Ok(path) = std::env::var(TEST_HOST_KEY_ENV) else {
-        return Ok(());
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::config(format!("{TEST_HOST_KEY_ENV}={path}: {e}")))?;
-    store.install(launch_id, &herd_guest::ssh::HostKeyPair::from_private_openssh(&text)?)
-}
-
-#[cfg(not(feature = "test-support"))]
-pub fn test_host_key(_store: &HostKeyStore, _launch_id: &str) -> Result<()> {
-    Ok(())
-}
-
-#[cfg(feature = "test-support")]
-fn test_map(addr: SocketAddr) -> Option<SocketAddr> {
-    let map = std::env::var(TEST_ADDRESS_MAP_ENV).ok()?;
-    map.split(',').find_map(|pair| {
-        let (from, to) = pair.trim().split_once('=')?;
-        (from == "*" || from.parse::<IpAddr>().ok() == Some(addr.ip()))
-            .then(|| to.parse().ok())
-            .flatten()
-    })
-}
-
-#[cfg(not(feature = "test-support"))]
-fn test_map(_addr: SocketAddr) -> Option<SocketAddr> {
-    None
-}
-
-/// The remote command: `herd-work` made and entered, the request's variables exported,
-/// the user's command held by a busy marker named after this exec.
-pub fn wrap(req: &ExecRequest) -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let mut s = format!("mkdir -p {WORK_DIR} && cd {WORK_DIR} || exit 125\n");
-    for (k, v) in &req.env {
-        if !k.is_empty()
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !k.starts_with(|c: char| c.is_ascii_digit())
-        {
-            s.push_str(&format!("export {k}={}\n", shell_quote(v)));
-        }
-    }
-    let name = format!("exec-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-    s.push_str(&busy::hold(&name, &req.command));
-    s
-}
-
-/// Runs `req` on an open session, its output to `sink`.
-pub async fn run(session: &Session, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
-    let mut opts = ExecOptions::default();
-    if let Some(t) = req.timeout {
-        opts.timeout = t;
-    }
-    let mut forward = |s: Stream, b: &[u8]| {
-        sink(
-            match s {
-                Stream::Stdout => OutputStream::Stdout,
-                Stream::Stderr => OutputStream::Stderr,
-            },
-            b,
-        )
-    };
-    let out = session.exec(&wrap(req), &opts, &mut forward).await?;
-    let code = match &out.exit {
-        Exit::Code(_) => Some(out.code()),
-        Exit::Signal(_) | Exit::TimedOut => None,
-    };
-    Ok(ExecOutput::new(
-        code,
-        out.stdout.text(),
-        out.stderr.text(),
-        out.elapsed,
-        out.exit == Exit::TimedOut,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_wrapper_exports_only_valid_names_and_holds_a_marker() {
-        let req = ExecRequest::new("echo hi")
-            .env("A_1", "it's")
-            .env("bad name", "x")
-            .env("1X", "y");
-        let w = wrap(&req);
-        assert!(w.contains("export A_1='it'\\''s'\n"), "{w}");
-        assert!(!w.contains("bad name") && !w.contains("1X"), "{w}");
-        assert!(w.contains(busy::DIR) && w.ends_with("echo hi\n"), "{w}");
-        assert!(w.starts_with("mkdir -p herd-work && cd herd-work"));
-    }
+    herd_guest::ssh::remote::test_host_key(store, launch_id, TEST_HOST_KEY_ENV)
 }

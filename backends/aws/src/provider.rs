@@ -541,7 +541,11 @@ impl Provider for AwsProvider {
         }
         let cfg = self.config();
         let key = ClientKey::load(&crate::access::private_key_path(&cfg.key_dir, &cfg.owner))?;
-        let session = self.sessions.get(&inst, &cfg.ssh_user, &key, &self.host_keys()).await?;
+        let addr = crate::exec::address(&inst)?;
+        let session = self
+            .sessions
+            .get(&inst, addr, &cfg.ssh_user, &key, &self.host_keys())
+            .await?;
         let r = crate::exec::run(&session, req, sink).await;
         if r.is_err() {
             self.sessions.drop_session(id).await;

@@ -40,6 +40,8 @@ pub struct GcpSection {
     pub image_arm64: Option<String>,
     /// Where per-owner keys live; unset: `keys` in herd's data directory.
     pub key_dir: Option<PathBuf>,
+    /// Who herd logs in as over SSH; unset: `herd`, the user the `ssh-keys` metadata makes.
+    pub ssh_user: Option<String>,
 }
 
 impl GcpSection {
@@ -55,6 +57,7 @@ impl GcpSection {
         ("HERD_GCP_IMAGE_X86_64", "image_x86_64"),
         ("HERD_GCP_IMAGE_ARM64", "image_arm64"),
         ("HERD_GCP_KEY_DIR", "key_dir"),
+        ("HERD_GCP_SSH_USER", "ssh_user"),
     ];
     pub const PATHS: &'static [&'static str] = &["credentials", "key_dir"];
     pub const HOW_TO_CONFIGURE: &'static str = "configure GCP first: run `gcloud auth application-default login`, \
@@ -73,6 +76,9 @@ impl GcpSection {
         c.ssh_cidr = self.ssh_cidr;
         c.image_x86_64 = self.image_x86_64;
         c.image_arm64 = self.image_arm64;
+        if let Some(u) = self.ssh_user {
+            c.ssh_user = u;
+        }
         c
     }
 
@@ -130,11 +136,16 @@ pub struct GcpConfig {
     pub image_arm64: Option<String>,
     pub key_dir: PathBuf,
     pub owner: String,
+    /// The SSH login (`exec`, `ssh`).
+    pub ssh_user: String,
     /// Longest wait for one HTTP attempt before it is a (temporary) `Timeout`.
     pub attempt_timeout: Duration,
     /// Longest wait for one launch's operation to finish.
     pub operation_budget: Duration,
 }
+
+/// The login `ssh-keys` metadata creates (`herd:<key>`), so `exec` works on stock images.
+pub const DEFAULT_SSH_USER: &str = "herd";
 
 /// 30 s per attempt: GCE answers in well under a second; `zoneOperations.wait` itself
 /// returns within about two minutes, so herd asks it for less (see `client.rs`).
@@ -157,6 +168,7 @@ impl GcpConfig {
             image_arm64: None,
             key_dir: key_dir.into(),
             owner: owner.into(),
+            ssh_user: DEFAULT_SSH_USER.into(),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             operation_budget: DEFAULT_OPERATION_BUDGET,
         }
@@ -167,6 +179,10 @@ impl GcpConfig {
     }
     pub fn region(mut self, r: impl Into<String>) -> Self {
         self.region = Some(r.into());
+        self
+    }
+    pub fn ssh_user(mut self, u: impl Into<String>) -> Self {
+        self.ssh_user = u.into();
         self
     }
     pub fn api_base(mut self, b: impl Into<String>) -> Self {

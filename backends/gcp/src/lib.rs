@@ -19,7 +19,9 @@ pub mod testing;
 
 pub use auth::{StaticToken, Token, TokenSource};
 pub use config::{GcpConfig, GcpSection};
-pub use provider::{capabilities, GcpProvider, GcpProviderBuilder, MAX_DEADLINE};
+pub use provider::{
+    capabilities, GcpProvider, GcpProviderBuilder, MAX_DEADLINE, TEST_ADDRESS_MAP_ENV, TEST_HOST_KEY_ENV,
+};
 
 use herd_core::{Catalog, Cloud};
 

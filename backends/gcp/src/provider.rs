@@ -9,11 +9,14 @@ use async_trait::async_trait;
 use herd_core::plumbing::lookup::{launch_once, Start};
 use herd_core::plumbing::{in_order, PartialLaunches};
 use herd_core::{
-    tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, Instance, LaunchRequest,
-    Leftover, ListRequest, Provider, ProviderInfo, ReapResult, Result, TagLimits, TerminateResult,
+    tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
+    Instance, LaunchRequest, Leftover, ListRequest, Login, OutputSink, Provider, ProviderInfo, ReapResult, Result,
+    SshLogin, TagLimits, TerminateResult,
 };
 use herd_guest::boot::Boot;
 use herd_guest::expiry::{gce_metadata_headers, DeleteRequest, Expiry, MetadataValue, TokenSource as GuestToken};
+use herd_guest::ssh::remote::{self, Sessions};
+use herd_guest::ssh::{ClientKey, HostKeyStore};
 use tokio::sync::OnceCell;
 
 use crate::auth::{Adc, TokenSource};
@@ -46,8 +49,14 @@ pub fn capabilities(catalog: &Catalog) -> Capabilities {
     // Spot preemption notice: 30 s (https://cloud.google.com/compute/docs/instances/spot#preemption).
     c.spot_notice = Duration::from_secs(30);
     c.tag_limits = TagLimits::GCE.with_backend_tags(&[tags::REQUEST, tags::SPEC]);
+    // Over SSH (herd-guest's transport), with the host key the boot script installs.
+    c.exec = true;
     c
 }
+
+/// The environment variables tests redirect SSH with (`test-support` builds only).
+pub const TEST_ADDRESS_MAP_ENV: &str = "HERD_GCP_TEST_ADDRESS_MAP";
+pub const TEST_HOST_KEY_ENV: &str = "HERD_GCP_TEST_HOST_KEY";
 
 /// Compute Engine behind herd's contract.
 #[derive(Debug)]
@@ -63,6 +72,8 @@ pub struct GcpProvider {
     /// VMs this process deleted: GCE forgets a deleted VM at once, so lists in this
     /// process show them as terminated, with when (what a person just ended stays visible).
     ended: Mutex<std::collections::HashMap<String, Instance>>,
+    /// Open SSH sessions, one per instance, for the process.
+    sessions: Sessions,
 }
 
 #[derive(Debug)]
@@ -94,6 +105,7 @@ impl GcpProviderBuilder {
             misses: Mutex::new(Vec::new()),
             zones_of: Mutex::new(Default::default()),
             ended: Mutex::new(Default::default()),
+            sessions: Sessions::default(),
         }
     }
 }
@@ -109,6 +121,29 @@ impl GcpProvider {
             catalog: None,
             tokens: None,
         }
+    }
+
+    /// Each launch's SSH host key, beside the owner's key.
+    pub fn host_keys(&self) -> HostKeyStore {
+        HostKeyStore::under(&self.cfg.key_dir)
+    }
+
+    /// The running instance `id` as GCE lists it now, if it is this owner's.
+    async fn mine(&self, id: &str) -> Result<Instance> {
+        let req = ListRequest::new().ids([id.to_string()]);
+        let found = self.list(&req).await?;
+        let inst = found
+            .into_iter()
+            .find(|i| i.id == id)
+            .ok_or_else(|| Error::not_found(format!("no instance {id} on GCP")).with_hint("`herd ls` lists yours"))?;
+        let owner = tags::sanitize_value(&self.cfg.owner);
+        if inst.tag(tags::OWNER) != Some(owner.as_str()) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("instance {id} is not {owner}'s: herd runs commands only on its owner's instances"),
+            ));
+        }
+        Ok(inst)
     }
 
     pub fn config(&self) -> &GcpConfig {
@@ -286,6 +321,9 @@ impl Provider for GcpProvider {
         let zones = self.zones(&req.region).await?;
         Self::check_zone(req, &zones)?;
         let ssh_key = herd_guest::key::local_key(&self.cfg.key_dir, &self.cfg.owner)?;
+        let store = self.host_keys();
+        remote::test_host_key(&store, req.launch_id.as_str(), TEST_HOST_KEY_ENV)?;
+        let host_key = store.for_launch(req.launch_id.as_str())?;
         let expiry = self.expiry()?;
         let script = Boot {
             deadline: req.deadline,
@@ -293,10 +331,13 @@ impl Provider for GcpProvider {
             expiry: &expiry,
             setup: req.setup.as_deref(),
             command: req.command.as_deref(),
-            // No exec on GCE yet: the owner's key travels in `ssh-keys` metadata, and the
-            // pinned host key arrives with exec (issue 13's transport).
-            host_key: None,
-            login: None,
+            // The owner's key also travels in `ssh-keys` metadata (the `herd` user); the
+            // login here covers another configured user.
+            host_key: Some(&host_key),
+            login: Some(herd_guest::boot::Login {
+                user: &self.cfg.ssh_user,
+                public_key: &ssh_key,
+            }),
         }
         .script();
         let gce = self.gce().await?;
@@ -353,6 +394,41 @@ impl Provider for GcpProvider {
             }
         }
         Ok(out)
+    }
+
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
+        self.exec_streaming(id, req, &mut |_, _| {}).await
+    }
+
+    async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
+        let inst = self.mine(id).await?;
+        let addr = match remote::address(&inst, TEST_ADDRESS_MAP_ENV) {
+            Ok(a) => a,
+            Err(e) => {
+                self.sessions.drop_session(id).await;
+                return Err(e);
+            }
+        };
+        let key = ClientKey::load(&herd_guest::key::private_key_path(&self.cfg.key_dir, &self.cfg.owner))?;
+        let session = self
+            .sessions
+            .get(&inst, addr, &self.cfg.ssh_user, &key, &self.host_keys())
+            .await?;
+        let r = remote::run(&session, req, sink).await;
+        if r.is_err() {
+            self.sessions.drop_session(id).await;
+        }
+        r
+    }
+
+    async fn login(&self, id: &str) -> Result<Login> {
+        let inst = self.mine(id).await?;
+        let pinned = remote::pinned_key(&inst, &self.host_keys())?;
+        let addr = remote::address(&inst, TEST_ADDRESS_MAP_ENV)?;
+        let identity = herd_guest::key::private_key_path(&self.cfg.key_dir, &self.cfg.owner);
+        Ok(Login::Ssh(
+            SshLogin::new(addr, &self.cfg.ssh_user, identity, pinned.to_openssh()).work_dir(remote::WORK_DIR),
+        ))
     }
 
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {

@@ -27,6 +27,7 @@
 mod client;
 mod exec;
 mod hostkey;
+pub mod remote;
 mod store;
 pub mod testing;
 mod upload;
