@@ -541,6 +541,11 @@ fn ship(
     wheels.insert(file, bytes);
 }
 
+/// Fixed file times for the wheels herd builds (1980-01-01, the earliest a zip holds):
+/// setuptools, hatchling, flit and uv's backend honour it, so the same source gives the
+/// same bytes, hence the same lock hash, and a second launch reuses the environment.
+const SOURCE_DATE_EPOCH: &str = "315532800";
+
 /// Builds `src` (a project directory or an sdist) into one wheel with the captured
 /// interpreter's own pip (its build tools are what installed it), else `uv build`.
 fn build_wheel(python: &Path, src: &Path, out: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
@@ -557,6 +562,7 @@ fn build_wheel(python: &Path, src: &Path, out: &Path, name: &str) -> Result<(Pat
         ])
         .arg(out)
         .arg(src)
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
         .stdin(Stdio::null())
         .output();
     let mut why = match &pip {
@@ -570,6 +576,7 @@ fn build_wheel(python: &Path, src: &Path, out: &Path, name: &str) -> Result<(Pat
             .args(["build", "--wheel", "--quiet", "--out-dir"])
             .arg(out)
             .arg(src)
+            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
             .stdin(Stdio::null())
             .output()
         {
