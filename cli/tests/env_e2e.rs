@@ -495,3 +495,77 @@ fn launch_env_auto_bootstraps_every_instance_and_a_second_launch_reuses_it() {
     assert_eq!(command.trim(), "plain");
     assert!(!setup.contains("herd-env"), "{setup}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "__pycache__" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_example_sweep_runs_in_the_captured_environment() {
+    let py = Py::new();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/compress");
+    // The example's local package, installed editable from a copy (the repo stays clean).
+    let lib = py.dir.path().join("zlibmeter");
+    copy_dir(&examples.join("zlibmeter"), &lib);
+    sh(Command::new(py.python())
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-index",
+            "-e",
+        ])
+        .arg(&lib));
+    // The instance's own Python does not have it: only the captured environment does.
+    let plain = Command::new("python3")
+        .args(["-c", "import zlibmeter"])
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success(),
+        "zlibmeter must not be importable outside the venv"
+    );
+
+    let h = py.herd();
+    for f in ["sweep-env.toml", "compress_env.py"] {
+        std::fs::copy(examples.join(f), h.path().join(f)).unwrap();
+    }
+    let plan = h.ok(&["sweep", "plan", "sweep-env.toml"]);
+    no_secret(&plan.all());
+    let r = h.ok(&["sweep", "run", "sweep-env.toml"]);
+    no_secret(&r.all());
+    assert!(r.stdout.contains("MB/s"), "{}\n{}", r.stdout, r.stderr);
+    // The setups built the environment once, in the simulator's shared cache.
+    let envs: Vec<PathBuf> = std::fs::read_dir(h.sim_dir().join("envs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join(".herd-env-ok").is_file())
+        .collect();
+    assert_eq!(envs.len(), 1, "{envs:?}");
+    eprintln!("{}", r.stdout);
+    // A spec whose lock cannot install here is refused at plan time, by name.
+    h.ok(&["env", "capture", "-o", "bad.lock"]);
+    let mut lock = std::fs::read_to_string(h.path().join("bad.lock")).unwrap();
+    lock.push_str("\n[[package]]\nname = \"otheronly\"\nversion = \"3.0\"\nsource = \"index\"\n");
+    std::fs::write(h.path().join("bad.lock"), lock).unwrap();
+    let spec = std::fs::read_to_string(h.path().join("sweep-env.toml"))
+        .unwrap()
+        .replace("env = \"auto\"", "env = \"bad.lock\"");
+    std::fs::write(h.path().join("bad.toml"), spec).unwrap();
+    let e = h.fails(&["sweep", "plan", "bad.toml"]);
+    assert!(e.stderr.contains("otheronly==3.0"), "{}", e.stderr);
+}
