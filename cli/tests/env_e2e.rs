@@ -1,6 +1,6 @@
 //! `herd env` and `herd launch --env` end to end, on loopback only: the tests make their
 //! own wheels (written by hand, `env_fixtures/mkwheel.py`), serve them as a PEP 503 index
-//! from `python3 -m http.server` on 127.0.0.1, install them into a real venv (plus an
+//! from a small http.server (`env_fixtures/serve.py`) on 127.0.0.1, install them into a real venv (plus an
 //! editable package with a tiny in-tree build backend), then capture that venv, check
 //! the lock for both architectures, and bootstrap it on simulated instances.
 //! Needs `python3` (with venv) and `uv` on PATH: scripts/test.sh installs uv into .venv
@@ -17,6 +17,7 @@ use serde_json::Value;
 const HERD: &str = env!("CARGO_BIN_EXE_herd");
 const MKWHEEL: &str = include_str!("env_fixtures/mkwheel.py");
 const INDEX: &str = include_str!("env_fixtures/index.py");
+const SERVE: &str = include_str!("env_fixtures/serve.py");
 const BACKEND: &str = include_str!("env_fixtures/backend.py");
 
 fn host_machine() -> &'static str {
@@ -87,6 +88,7 @@ impl Py {
         let d = dir.path();
         std::fs::write(d.join("mkwheel.py"), MKWHEEL).unwrap();
         std::fs::write(d.join("index.py"), INDEX).unwrap();
+        std::fs::write(d.join("serve.py"), SERVE).unwrap();
         let files = d.join("index/files");
         let wheel = |name: &str, version: &str, tag: &str| {
             sh(Command::new("python3")
@@ -100,10 +102,10 @@ impl Py {
         wheel("hostonly", "0.9", &format!("manylinux_2_17_{}", host_machine()));
         wheel("otheronly", "3.0", &format!("manylinux_2_17_{}", other_machine()));
         sh(Command::new("python3").arg(d.join("index.py")).arg(d.join("index")));
-        // http.server on an ephemeral port; it says which on its first line.
+        // The index on an ephemeral port of 127.0.0.1; it says which on its first line.
         let mut server = Command::new("python3")
-            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
-            .current_dir(d.join("index"))
+            .arg(d.join("serve.py"))
+            .arg(d.join("index"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -117,7 +119,7 @@ impl Py {
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("http.server said: {line}"));
+            .unwrap_or_else(|| panic!("the index server said: {line}"));
         // The editable package, with its own build backend (no setuptools needed).
         let lib = d.join("mylib");
         std::fs::create_dir_all(lib.join("mylib")).unwrap();
