@@ -202,10 +202,7 @@ mod tests {
         let s = bootstrap_script(&l, &IndexConfig::default()).unwrap();
         // Only the wheel-writing part: it must decode back to the same bytes.
         let start = s.find("base64 -d").unwrap();
-        let end = s
-            .find("HERD_ENV_WHEEL_EOF\n  sed")
-            .map_or_else(|| s.rfind("HERD_ENV_WHEEL_EOF").unwrap(), |i| i)
-            + "HERD_ENV_WHEEL_EOF".len();
+        let end = s.find("HERD_ENV_WHEEL_EOF\n  sed").unwrap() + "HERD_ENV_WHEEL_EOF".len();
         let part = format!(
             "tmp={}; mkdir -p \"$tmp/.herd/wheels\"\n{}\n",
             d.path().display(),
