@@ -483,6 +483,24 @@ fn launch_env_auto_bootstraps_every_instance_and_a_second_launch_reuses_it() {
         "a cached bootstrap ({reused} s) must cost at most 10 % of a build ({build} s)"
     );
 
+    // A dry run's JSON shows the request (and so the bootstrap): credentials redacted.
+    let dry = h.ok(&[
+        "launch",
+        "l1.small",
+        "--env",
+        "auto",
+        "--dry-run",
+        "--json",
+        "--command",
+        workload,
+    ]);
+    no_secret(&dry.all());
+    assert!(
+        dry.stdout.contains("herd-env"),
+        "the dry run shows the bootstrap: {}",
+        dry.stdout
+    );
+
     // --env none: nothing is wrapped.
     let plain = h.ok(&[
         "launch",

@@ -292,3 +292,19 @@ pub(crate) fn for_launch(ctx: &Context, choice: Option<&str>, types: &[String]) 
     ));
     Ok(Some(Prepared { lock, bootstrap }))
 }
+
+/// `value` as JSON with every URL's credentials redacted: a dry run's JSON shows the
+/// launch request, whose setup holds the bootstrap (and so the index URL).
+pub(crate) fn redacted<T: Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains('@') => *s = herd_env::redact(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            serde_json::Value::Object(o) => o.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(value)?;
+    walk(&mut v);
+    Ok(v)
+}

@@ -180,13 +180,13 @@ async fn launch(
     }
     if a.dry_run {
         if a.json {
-            p.json(&DryRun {
+            p.json(&super::env::redacted(&DryRun {
                 dry_run: true,
                 fits: plan.budget.is_none(),
                 budget_per_launch: ctx.settings.budget.per_launch,
                 budget_per_day: ctx.settings.budget.per_day,
                 plan: &plan,
-            })?;
+            })?)?;
         } else {
             print_plan(ctx, &plan);
         }
