@@ -15,6 +15,7 @@ use herd_local::{Faults, LocalProvider};
 
 mod aws;
 mod catalog;
+mod env;
 mod fleet;
 mod gcp;
 mod ssh;
@@ -40,7 +41,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp|ssh]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp|ssh|env]"
                 );
                 std::process::exit(0);
             }
@@ -329,7 +330,7 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 10] = [
+    let benches: [(&str, Bench); 11] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
@@ -340,6 +341,7 @@ fn main() -> Result<()> {
         ("gcp", gcp::bench),
         ("ssh", ssh::bench),
         ("sweep", sweep::bench),
+        ("env", env::bench),
     ];
     for (name, f) in benches {
         if a.only.as_deref().is_none_or(|o| o == name) {

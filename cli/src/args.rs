@@ -99,6 +99,11 @@ pub enum Command {
     Cp(CpArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Capture, show and check the local Python environment that `--env` copies to VMs.
+    #[command(
+        after_help = "Example: herd env capture -o env.lock && herd launch l1.small --env env.lock --command 'python train.py'"
+    )]
+    Env(EnvArgs),
 }
 
 /// `herd launch --help`: the fleet rule, where a user looks for it.
@@ -183,6 +188,81 @@ pub struct LaunchArgs {
     pub cloud: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// The Python environment to build on every instance before --command runs in it:
+    /// `auto` (capture the local one now), a lock from `herd env capture -o`, or `none`.
+    #[arg(long, value_name = "auto|none|FILE")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(subcommand)]
+    pub command: EnvCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Read the local interpreter and its packages into a lock (stdout, or -o FILE).
+    Capture(EnvCaptureArgs),
+    /// Show a lock (or, without FILE, what `capture` would write now).
+    Show(EnvShowArgs),
+    /// Check a lock for a target's platform before launching (what `launch --env` does).
+    Check(EnvCheckArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct EnvCaptureArgs {
+    /// The interpreter (default: $VIRTUAL_ENV, $CONDA_PREFIX, else python3 on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Only the packages this requirements file names (versions from the environment).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["lock", "pyproject"])]
+    pub requirements: Option<PathBuf>,
+    /// The packages and versions of this uv.lock.
+    #[arg(long, value_name = "uv.lock", conflicts_with = "pyproject")]
+    pub lock: Option<PathBuf>,
+    /// The [project] dependencies of this pyproject.toml (versions from the environment).
+    #[arg(long, value_name = "FILE")]
+    pub pyproject: Option<PathBuf>,
+    /// Leave a package out (repeatable).
+    #[arg(long, value_name = "PKG")]
+    pub ignore: Vec<String>,
+    /// Only these packages (repeatable).
+    #[arg(long, value_name = "PKG")]
+    pub only: Vec<String>,
+    /// Refuse anything that cannot be reproduced on a VM (the default).
+    #[arg(long, conflicts_with = "lenient")]
+    pub strict: bool,
+    /// Drop what cannot be reproduced (local-only packages) with a warning.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Write the lock here (its local wheels beside it, in FILE.wheels/).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvShowArgs {
+    /// A lock written by `herd env capture -o`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvCheckArgs {
+    /// A lock (default: capture the local environment now).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The target architecture (x86_64 or arm64).
+    #[arg(long, value_name = "ARCH", conflicts_with = "instance_type")]
+    pub arch: Option<String>,
+    /// The target instance type (its architecture, from the catalog).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub instance_type: Option<String>,
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Option<String>,
 }
 
 /// Counts are whole numbers; say so instead of clap's "invalid digit".

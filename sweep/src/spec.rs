@@ -27,6 +27,11 @@ pub struct Spec {
     pub max_interruptions: u32,
     pub workload: Workload,
     pub matrix: Matrix,
+    /// `env = "auto"` or a lock file: the Python environment the workload runs in
+    /// (herd-env). [`Spec::load`] turns it into the start of the setup and a prefix of
+    /// the run; `env_id` is then the lock's hash.
+    pub env: Option<String>,
+    pub env_id: Option<String>,
     /// Where the spec was read from (files are relative to its directory).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -121,6 +126,8 @@ struct RawSpec {
     budget: Option<toml::Value>,
     #[serde(default)]
     max_interruptions: Option<u32>,
+    #[serde(default)]
+    env: Option<String>,
     workload: RawWorkload,
     matrix: RawMatrix,
 }
@@ -189,6 +196,7 @@ impl Spec {
         let label = path.display().to_string();
         let mut spec = Spec::parse_with(&text, &label, |f| read_shipped(&label, dir, f))?;
         spec.path = Some(path.to_path_buf());
+        spec.apply_env(dir)?;
         Ok(spec)
     }
 
@@ -317,8 +325,45 @@ impl Spec {
                 gpu,
                 markets,
             },
+            env: raw.env.filter(|e| e.trim() != "none"),
+            env_id: None,
             path: None,
         })
+    }
+
+    /// `env = "auto" | FILE`: captures the local Python environment (or reads the lock,
+    /// relative to the spec), refuses it before anything is launched if a package cannot
+    /// be installed on the matrix's architecture (`arch`, else this machine's), and makes
+    /// the setup build it first and every run run inside it. Reading the launching
+    /// environment here is deliberate: it is what "auto" means.
+    fn apply_env(&mut self, dir: &Path) -> Result<()> {
+        let Some(choice) = self.env.clone() else { return Ok(()) };
+        let lookup = |k: &str| std::env::var(k).ok();
+        let lock = match choice.trim() {
+            "auto" => herd_env::capture(&herd_env::CaptureOptions::default(), &lookup)?.lock,
+            file => herd_env::Lock::read(&dir.join(file))?,
+        };
+        let arch = match &self.matrix.arch {
+            Some(a) => a.parse::<herd_core::Arch>()?,
+            None => herd_core::Arch::host(),
+        };
+        let index = herd_env::IndexConfig::from_lookup(&lookup);
+        let uv = herd_env::resolve::uv_binary(&lookup)?;
+        let target = herd_env::Target::new(arch, &lock);
+        if let Some(bad) = herd_env::check(&lock, &target, &index, &uv)? {
+            let names = bad.names().join(", ");
+            return Err(bad
+                .into_error()
+                .with_hint(format!("leave {names} out (`herd env capture --ignore PKG -o FILE`, then `env = \"FILE\"`), or sweep another `arch`")));
+        }
+        let boot = herd_env::bootstrap_script(&lock, &index)?;
+        self.workload.setup = Some(match self.workload.setup.take() {
+            Some(s) => format!("{boot}{s}\n"),
+            None => boot,
+        });
+        self.workload.run = format!("{}{}", herd_env::activate_prefix(&lock.id()), self.workload.run);
+        self.env_id = Some(lock.id());
+        Ok(())
     }
 
     /// What identifies a sweep's results: the workload (commands, env, shipped bytes,

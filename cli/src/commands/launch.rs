@@ -120,11 +120,30 @@ fn spec_of(ctx: &Context, a: &LaunchArgs, instance_type: &str, count: u32) -> an
         let (k, v) = parse_tag(t)?;
         spec = spec.tag(k, v);
     }
-    if let Some(x) = &a.setup {
-        spec = spec.setup(x);
+    // `--env`: the environment is built first, and the command runs inside it.
+    let types = if instance_type == "-" {
+        fleet::parts(ctx, a)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.instance_type)
+            .collect()
+    } else {
+        vec![instance_type.to_string()]
+    };
+    let env = super::env::for_launch(ctx, a.env.as_deref(), &types)?;
+    match &env {
+        Some(e) => spec = spec.setup(e.setup(a.setup.as_deref())),
+        None => {
+            if let Some(x) = &a.setup {
+                spec = spec.setup(x);
+            }
+        }
     }
     if let Some(x) = &a.command {
-        spec = spec.command(x);
+        spec = match &env {
+            Some(e) => spec.command(e.command(x)),
+            None => spec.command(x),
+        };
     }
     if let Some(x) = &a.image {
         spec = spec.image(x);
@@ -161,13 +180,13 @@ async fn launch(
     }
     if a.dry_run {
         if a.json {
-            p.json(&DryRun {
+            p.json(&super::env::redacted(&DryRun {
                 dry_run: true,
                 fits: plan.budget.is_none(),
                 budget_per_launch: ctx.settings.budget.per_launch,
                 budget_per_day: ctx.settings.budget.per_day,
                 plan: &plan,
-            })?;
+            })?)?;
         } else {
             print_plan(ctx, &plan);
         }

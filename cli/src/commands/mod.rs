@@ -7,6 +7,7 @@ mod completions;
 mod cost;
 mod cp;
 mod down;
+pub(crate) mod env;
 mod exec;
 mod launch;
 mod logs;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Ssh(a) => ssh::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
+        Command::Env(a) => env::run(&ctx, a),
     };
     if ctx.verbose {
         report_api_calls(&ctx);
@@ -129,6 +131,9 @@ fn overrides(config: Option<std::path::PathBuf>, command: &Command) -> Overrides
             o.keepalive = a.keepalive.clone();
             o.budget_per_launch = a.budget.clone();
         }
+        Command::Env(crate::args::EnvArgs {
+            command: crate::args::EnvCommand::Check(c),
+        }) => o.cloud = c.cloud.clone(),
         Command::Cost(c) => {
             if let Some(CostCommand::Quote(q)) = &c.quote {
                 o.cloud = q.cloud.clone();

@@ -356,6 +356,12 @@ impl Supervisor {
             ("HERD_VCPUS".into(), self.cpu.cores.len().max(1).to_string()),
             ("HERD_SPOT_NOTICE_FILE".into(), self.vm.notice().display().to_string()),
             (vm::GUEST_ROOT_ENV.into(), self.vm.root.display().to_string()),
+            // herd-env's cache of built Python environments, shared by every simulated
+            // instance (a second launch with the same lock reuses it; `herd --env`).
+            (
+                "HERD_ENV_CACHE".into(),
+                self.spec.state_dir.join("envs").display().to_string(),
+            ),
         ]
     }
 

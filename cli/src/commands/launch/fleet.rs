@@ -273,13 +273,13 @@ async fn launch(
     }
     if a.dry_run {
         if a.json {
-            p.json(&DryRun {
+            p.json(&crate::commands::env::redacted(&DryRun {
                 dry_run: true,
                 fits: plan.budget.is_none(),
                 budget_per_launch: ctx.settings.budget.per_launch,
                 budget_per_day: ctx.settings.budget.per_day,
                 fleet: FleetView::of(&plan),
-            })?;
+            })?)?;
         } else {
             print_plan(ctx, &plan);
         }
