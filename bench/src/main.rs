@@ -17,6 +17,7 @@ mod aws;
 mod catalog;
 mod fleet;
 mod gcp;
+mod report;
 mod sweep;
 
 struct Args {
@@ -39,7 +40,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|report|aws|gcp]"
                 );
                 std::process::exit(0);
             }
@@ -328,7 +329,7 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 9] = [
+    let benches: [(&str, Bench); 10] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
@@ -338,6 +339,7 @@ fn main() -> Result<()> {
         ("aws", aws::bench),
         ("gcp", gcp::bench),
         ("sweep", sweep::bench),
+        ("report", report::bench),
     ];
     for (name, f) in benches {
         if a.only.as_deref().is_none_or(|o| o == name) {
