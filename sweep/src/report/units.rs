@@ -87,11 +87,15 @@ pub fn work_unit(m: &MetricSpec) -> String {
         return "runs".into();
     }
     let u = m.unit.trim();
-    for per in ["/s", "/sec", "/second", " per second", "/ s", "ps"] {
+    for per in ["/s", "/sec", "/second", " per second"] {
         if let Some(base) = u.strip_suffix(per) {
-            if !base.trim().is_empty() && (per != "ps" || base.len() > 1) {
-                return base.trim().to_string();
-            }
+            let base = base.trim();
+            // A bare `/s` (the default unit of a rate): units of work.
+            return if base.is_empty() {
+                "units".into()
+            } else {
+                base.to_string()
+            };
         }
     }
     if u.is_empty() {
@@ -200,6 +204,7 @@ mod tests {
         };
         assert_eq!(work_unit(&m("MB/s", Better::Higher)), "MB");
         assert_eq!(work_unit(&m("s", Better::Lower)), "runs");
+        assert_eq!(work_unit(&m("/s", Better::Higher)), "units");
         assert_eq!(work_per_dollar(904_846.0, &m("MB/s", Better::Higher)), "905 k MB per $");
     }
 }
