@@ -479,7 +479,8 @@ pub fn scatter(s: &Scores) -> Chart {
         let (px, py) = at(p);
         let mark = arch_mark(p.0.cell.arch);
         c.marker(px, py, mark, cloud_color(p.0.cell.cloud), 5, p.0.pareto);
-        obstacles.push([px - 6.0, py - 6.0, px + 6.0, py + 6.0]);
+        let m = if p.0.pareto { 10.0 } else { 6.0 };
+        obstacles.push([px - m, py - m, px + m, py + m]);
         c.hits.push(Hit {
             cell_id: p.0.cell.id.clone(),
             x0: (px - 7.0) as i32,
@@ -512,14 +513,14 @@ pub fn scatter(s: &Scores) -> Chart {
         let w = text_width(&l, LABEL_PX);
         let h = LABEL_PX;
         let spots = [
-            (px + 9.0, py, Anchor::Start),
-            (px - 9.0, py, Anchor::End),
+            (px + 12.0, py, Anchor::Start),
+            (px - 12.0, py, Anchor::End),
             (px + 6.0, py - 13.0, Anchor::Start),
             (px + 6.0, py + 13.0, Anchor::Start),
             (px - 6.0, py - 13.0, Anchor::End),
             (px - 6.0, py + 13.0, Anchor::End),
-            (px, py - 16.0, Anchor::Middle),
-            (px, py + 16.0, Anchor::Middle),
+            (px, py - 18.0, Anchor::Middle),
+            (px, py + 18.0, Anchor::Middle),
         ];
         let bx = |(lx, ly, a): (f64, f64, Anchor)| {
             let x0 = match a {
@@ -657,6 +658,8 @@ pub fn bars(s: &Scores) -> Chart {
         "",
     );
     let r = Rows { px1, ..r };
+    // The grid first, so the bars lie on it.
+    let bottom = x_axis(&mut c, &x, r.px0, r.px1, r.top, bottom_y, &format!("{unit} per $"));
     for (i, (cell, v)) in cells.iter().zip(&vals).enumerate() {
         let y = r.top + i as f64 * r.step;
         let x1 = x.at(*v, r.px0, r.px1);
@@ -680,7 +683,6 @@ pub fn bars(s: &Scores) -> Chart {
             title: format!("{}: {}", r.labels[i], super::units::work_per_dollar(*v, &s.metric)),
         });
     }
-    let bottom = x_axis(&mut c, &x, r.px0, r.px1, r.top, bottom_y, &format!("{unit} per $"));
     let end = c.legend(&legend_items(&cells, false), bottom);
     let end = shown_note(&mut c, cells.len(), all.len(), end);
     c.h = (end + 4.0) as u32;
@@ -716,6 +718,7 @@ pub fn repetitions(s: &Scores) -> Chart {
     let (x, px1) = fitted_x(lo, hi, false, r.px0, r.px1, true, "");
     let r = Rows { px1, ..r };
     let bottom_y = r.top + r.step * cells.len() as f64;
+    let bottom = x_axis(&mut c, &x, r.px0, r.px1, r.top, bottom_y, &what);
     for (i, cell) in cells.iter().enumerate() {
         let ym = r.top + (i as f64 + 0.5) * r.step;
         let (a, b) = min_max(cell.metric_values.iter().copied());
@@ -754,7 +757,6 @@ pub fn repetitions(s: &Scores) -> Chart {
             ),
         });
     }
-    let bottom = x_axis(&mut c, &x, r.px0, r.px1, r.top, bottom_y, &what);
     let end = c.legend(&legend_items(&cells, false), bottom);
     let end = shown_note(&mut c, cells.len(), all.len(), end);
     c.h = (end + 4.0) as u32;
@@ -808,6 +810,7 @@ pub fn cost_split(s: &Scores) -> Chart {
     );
     let r = Rows { px1, ..r };
     let bottom_y = r.top + r.step * cells.len() as f64;
+    let bottom = x_axis(&mut c, &x, r.px0, r.px1, r.top, bottom_y, "billed ($)");
     for (i, cell) in cells.iter().enumerate() {
         let y = r.top + i as f64 * r.step;
         let sp = cell.billed_split.unwrap_or_default();
@@ -849,7 +852,6 @@ pub fn cost_split(s: &Scores) -> Chart {
             ),
         });
     }
-    let bottom = x_axis(&mut c, &x, r.px0, r.px1, r.top, bottom_y, "billed ($)");
     let end = shown_note(&mut c, cells.len(), all.len(), bottom);
     c.h = (end + 4.0) as u32;
     c
