@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds release binaries and runs herd's benchmarks; each line prints a ratio against
-# its target and floor. Usage: scripts/bench.sh [--only startup|plan|catalog|pacing|memory|sweep|aws|gcp|ssh|env] [--runs N]
+# its target and floor. Usage: scripts/bench.sh [--only startup|plan|catalog|pacing|memory|sweep|aws|gcp|ssh|env|report] [--runs N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p herd-cli -p herd-bench

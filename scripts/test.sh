@@ -37,6 +37,21 @@ if [ ! -x /usr/sbin/sshd ]; then
   fi
 fi
 
+# The sweep report's browser test renders the page in headless Chromium (herd-sweep's
+# tests/browser.rs); it fails, never skips, without it.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing chromium (the report's browser test runs headless Chromium)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+      echo "error: could not install chromium; run: apt-get install -y chromium" >&2
+      exit 1
+    fi
+  else
+    echo "error: /usr/bin/chromium is missing; install it: sudo apt-get install -y chromium" >&2
+    exit 1
+  fi
+fi
+
 # Keep tests hermetic: no user config, ledger or simulator state leaks in or out.
 # The toolchain stays where it is.
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"

@@ -19,6 +19,7 @@ mod env;
 mod fleet;
 mod gcp;
 mod ssh;
+mod report;
 mod sweep;
 
 struct Args {
@@ -41,7 +42,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp|ssh|env]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp|ssh|env|report]"
                 );
                 std::process::exit(0);
             }
@@ -330,7 +331,7 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 11] = [
+    let benches: [(&str, Bench); 12] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
@@ -342,6 +343,7 @@ fn main() -> Result<()> {
         ("ssh", ssh::bench),
         ("sweep", sweep::bench),
         ("env", env::bench),
+        ("report", report::bench),
     ];
     for (name, f) in benches {
         if a.only.as_deref().is_none_or(|o| o == name) {

@@ -622,6 +622,10 @@ pub struct SweepReportArgs {
     /// The scores as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write the report (into --out, else a directory under herd's data dir) and open
+    /// its page in the browser (`$BROWSER`, else xdg-open / open).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -99,6 +99,8 @@ fn a_sweep_runs_reports_and_resumes() {
         "scatter.svg",
         "scatter.png",
         "work-per-dollar.png",
+        "repetitions.svg",
+        "cost-split.png",
     ] {
         assert!(out.join(f).is_file(), "{f} written");
     }
@@ -117,6 +119,65 @@ fn a_sweep_runs_reports_and_resumes() {
     assert!(cells.iter().all(|c| c["metric"]["median"] == 20000.0), "{cells:?}");
     let r = sb.run(&["sweep", "ls"]);
     assert!(r.stdout.contains("e2e-"), "{}", r.stdout);
+
+    // The terminal table has the page's units: the metric's, and work per dollar in
+    // "<unit> per $" (the metric here has no unit: "units per $"), money in dollars.
+    let r = sb.run(&["sweep", "report", "e2e"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("units per $") && r.stdout.contains("to result"),
+        "{}",
+        r.stdout
+    );
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for line in r.stdout.lines().skip(1) {
+        let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        if let Some(to_result) = cells
+            .iter()
+            .find(|c| c.ends_with(" s") && !c.contains('±') && !c.contains('+'))
+        {
+            assert!(
+                page.contains(&format!(">{to_result}<")),
+                "`{to_result}` reads the same on the page"
+            );
+        }
+    }
+
+    // --open: the page is written and handed to $BROWSER (here a script that records
+    // its arguments).
+    let log = sb.path().join("browser.log");
+    let browser = sb.write("browser.sh", &format!("#!/bin/sh\necho \"$@\" > {}\n", log.display()));
+    std::fs::set_permissions(&browser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let opened = sb.path().join("opened");
+    let r = sb.run_env(
+        &["sweep", "report", "e2e", "--out", opened.to_str().unwrap(), "--open"],
+        &[("BROWSER", browser.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let page = opened.join("index.html");
+    assert!(page.is_file());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.is_file() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().trim(),
+        page.display().to_string(),
+        "the browser was given the page"
+    );
+
+    // No browser: the command still succeeds, with the path and a hint.
+    let r = sb.run_env(
+        &["sweep", "report", "e2e", "--open"],
+        &[("BROWSER", "/nonexistent/browser")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("could not open a browser") && r.stderr.contains("index.html"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint: set BROWSER"), "{}", r.stderr);
 }
 
 #[test]

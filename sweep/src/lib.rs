@@ -8,6 +8,7 @@
 //! billed costs, work per dollar, time-to-result and the Pareto front, and [`report`]
 //! writes the table, CSV, JSON, SVG/PNG charts and an HTML page.
 
+pub mod fixture;
 pub mod metric;
 pub mod plan;
 pub mod report;
@@ -18,5 +19,5 @@ pub mod spec;
 
 pub use plan::{plan, Cell, Dropped, Launchers, Plan};
 pub use run::{cancel_pair, Cancel, CellOutcome, CellStatus, NoProgress, Progress, RunSummary, Runner};
-pub use score::{score, CellScore, Scores, Stats};
+pub use score::{score, BilledSplit, CellScore, Scores, Stats};
 pub use spec::Spec;

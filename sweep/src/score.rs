@@ -82,6 +82,8 @@ pub struct CellScore {
     /// Wall time of a run, seconds.
     pub wall: Option<Stats>,
     pub metric: Option<Stats>,
+    /// The metric of each repetition, in repetition order (the spread behind the median).
+    pub metric_values: Vec<f64>,
     pub boot_s: Option<f64>,
     pub setup_s: Option<f64>,
     /// Boot + setup + the median run: how long until a first answer.
@@ -90,6 +92,8 @@ pub struct CellScore {
     pub hourly: Money,
     /// What the cell's instances were billed, whole lives, under the cloud's rule.
     pub billed: Money,
+    /// `billed`, split by where the time went; `None` when no instance was recorded.
+    pub billed_split: Option<BilledSplit>,
     /// What one answer costs: the billing rule applied to time-to-result.
     pub cost_per_result: Option<Money>,
     pub work_per_dollar: Option<f64>,
@@ -99,6 +103,70 @@ pub struct CellScore {
     pub rank_time: Option<usize>,
     /// On the Pareto front of cost-per-result vs time-to-result.
     pub pareto: bool,
+}
+
+/// What a cell was billed, by phase of its instances' lives: launch to running (boot),
+/// running to ready (shipping the files and the setup command), ready to the end (the
+/// runs), each at the hourly price frozen at launch for the time it took; and what the
+/// billing rule added on top (its minimum and rounding up to its increment). The four add
+/// up to the cell's `billed`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[non_exhaustive]
+pub struct BilledSplit {
+    pub boot: Money,
+    pub setup: Money,
+    pub run: Money,
+    /// The billing minimum and rounding: what was billed beyond the time used.
+    pub minimum: Money,
+}
+
+impl BilledSplit {
+    pub fn total(&self) -> Money {
+        self.boot + self.setup + self.run + self.minimum
+    }
+
+    /// One instance that ran from `launched` until `end`, running at `running`, ready at
+    /// `ready`, billed `billed` in all.
+    fn of(
+        hourly: Money,
+        launched: DateTime<Utc>,
+        running: Option<DateTime<Utc>>,
+        ready: Option<DateTime<Utc>>,
+        end: DateTime<Utc>,
+        billed: Money,
+    ) -> BilledSplit {
+        let running = running.unwrap_or(end).min(end);
+        let ready = ready.unwrap_or(end).clamp(running, end);
+        let part = |a: DateTime<Utc>, b: DateTime<Utc>| {
+            let ms = between(a, b).as_millis();
+            Money::usd(hourly.amount * rust_decimal::Decimal::from(ms as u64) / rust_decimal::Decimal::from(3_600_000))
+        };
+        let (boot, setup, run) = (part(launched, running), part(running, ready), part(ready, end));
+        let used = boot + setup + run;
+        let minimum = if billed.amount > used.amount {
+            Money::usd(billed.amount - used.amount)
+        } else {
+            Money::ZERO
+        };
+        BilledSplit {
+            boot,
+            setup,
+            run,
+            minimum,
+        }
+    }
+}
+
+impl std::ops::Add for BilledSplit {
+    type Output = BilledSplit;
+    fn add(self, o: BilledSplit) -> BilledSplit {
+        BilledSplit {
+            boot: self.boot + o.boot,
+            setup: self.setup + o.setup,
+            run: self.run + o.run,
+            minimum: self.minimum + o.minimum,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,26 +209,29 @@ pub fn score(data: &SweepData) -> Result<Scores> {
     for cell in &plan.cells {
         let rec = data.cells.iter().find(|c| c.cell_id == cell.id);
         let insts: Vec<&SweepInstanceRecord> = data.instances.iter().filter(|i| i.cell_id == cell.id).collect();
-        let results: Vec<_> = data
+        let mut results: Vec<_> = data
             .results
             .iter()
             .filter(|r| r.cell_id == cell.id && r.repetition < plan.repetitions)
             .collect();
+        results.sort_by_key(|r| r.repetition);
         let walls: Vec<f64> = results.iter().map(|r| r.wall_ns as f64 / 1e9).collect();
         let metrics: Vec<f64> = results.iter().map(|r| r.metric).collect();
         let last_result = results.iter().map(|r| r.finished_at).max();
-        let billed: Money = insts
-            .iter()
-            .map(|i| {
-                let end = i
-                    .ended_at
-                    .or(last_result)
-                    .or(i.ready_at)
-                    .or(i.running_at)
-                    .unwrap_or(i.launched_at);
-                cell.billing.charge(i.hourly_price, between(i.launched_at, end))
-            })
-            .sum();
+        let mut billed = Money::ZERO;
+        let mut billed_split: Option<BilledSplit> = None;
+        for i in &insts {
+            let end = i
+                .ended_at
+                .or(last_result)
+                .or(i.ready_at)
+                .or(i.running_at)
+                .unwrap_or(i.launched_at);
+            let charge = cell.billing.charge(i.hourly_price, between(i.launched_at, end));
+            billed += charge;
+            let split = BilledSplit::of(i.hourly_price, i.launched_at, i.running_at, i.ready_at, end, charge);
+            billed_split = Some(billed_split.map_or(split, |s| s + split));
+        }
         // Boot and setup of the instance that produced results (the first one otherwise).
         let main = results
             .first()
@@ -192,11 +263,13 @@ pub fn score(data: &SweepData) -> Result<Scores> {
             repetitions: results.len(),
             wall,
             metric,
+            metric_values: metrics.clone(),
             boot_s,
             setup_s,
             time_to_result_s,
             hourly,
             billed,
+            billed_split,
             cost_per_result,
             work_per_dollar,
             rank_work: None,

@@ -276,7 +276,8 @@ async fn the_report_is_written_in_every_format() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tempfile::tempdir().unwrap().keep());
     let files = herd_sweep::report::write_all(&sc, &dir).unwrap();
-    assert_eq!(files.len(), 7);
+    // The page, CSV, JSON, and four charts as SVG and PNG.
+    assert_eq!(files.len(), 11);
     let png = std::fs::read(dir.join("scatter.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();

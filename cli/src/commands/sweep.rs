@@ -203,11 +203,21 @@ fn run_sweep(ctx: &Context, a: &SweepRunArgs) -> anyhow::Result<()> {
 }
 
 fn print_scores(ctx: &Context, s: &Scores) {
-    let headers: Vec<&'static str> = report::HEADERS
-        .iter()
+    // The page's headers and cells (herd-sweep's report::rows): the same units and
+    // rounding in the terminal as in the browser. `>` right-aligns the number columns.
+    let headers: Vec<&'static str> = report::headers(s)
+        .into_iter()
         .enumerate()
-        .map(|(i, h)| if i == 1 || i == 11 { *h } else { right(h) })
+        .map(|(i, h)| {
+            let h = if report::TEXT_COLUMNS.contains(&i) {
+                h
+            } else {
+                format!(">{h}")
+            };
+            &*Box::leak(h.into_boxed_str())
+        })
         .collect();
+    let status_col = report::TEXT_COLUMNS[3];
     let mut t = Table::new(&headers);
     for (row, cell) in report::table(s).into_iter().zip(s.by_work()) {
         let style = match cell.status.as_str() {
@@ -219,7 +229,7 @@ fn print_scores(ctx: &Context, s: &Scores) {
             row.into_iter()
                 .enumerate()
                 .map(|(i, v)| match style {
-                    Some(st) if i == 1 || i == 11 => styled(v, st),
+                    Some(st) if i == 1 || i == status_col => styled(v, st),
                     _ => Cell::from(v),
                 })
                 .collect(),
@@ -243,35 +253,96 @@ fn print_scores(ctx: &Context, s: &Scores) {
     }
 }
 
-/// `>` marks right-aligned columns for the printer's table.
-fn right(h: &str) -> &'static str {
-    match h {
-        "#" => ">#",
-        "reps" => ">reps",
-        "run (median ±spread)" => ">run (median ±spread)",
-        "metric" => ">metric",
-        "boot+setup" => ">boot+setup",
-        "to result" => ">to result",
-        "$/h" => ">$/h",
-        "billed" => ">billed",
-        "$/result" => ">$/result",
-        "work/$" => ">work/$",
-        _ => ">?",
-    }
-}
-
 fn indent(t: &str) -> String {
     t.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
-fn write_report(ctx: &Context, s: &Scores, dir: &Path) -> anyhow::Result<()> {
+/// Writes every format into `dir`; returns the page's path.
+fn write_report(ctx: &Context, s: &Scores, dir: &Path) -> anyhow::Result<PathBuf> {
     let files = report::write_all(s, dir)?;
+    let page = dir.join("index.html");
     ctx.printer.note(format!(
         "report: {} ({} files: HTML, CSV, JSON, SVG and PNG charts)",
-        dir.join("index.html").display(),
+        page.display(),
         files.len()
     ));
-    Ok(())
+    Ok(page)
+}
+
+/// What opens a page in the user's browser; a test passes its own.
+pub trait Opener {
+    /// Starts the browser on `page`; an error says what could not be started.
+    fn open(&self, page: &Path) -> std::io::Result<()>;
+}
+
+/// `$BROWSER` when set (a `:`-separated list, the first entry used; `%s` stands for the
+/// page, else the page is the last argument), else `open` on macOS and `xdg-open`
+/// elsewhere. The browser is started and left running; herd does not wait for it.
+#[derive(Debug)]
+pub struct SystemOpener {
+    pub browser: Option<String>,
+}
+
+impl SystemOpener {
+    pub fn from_env() -> Self {
+        SystemOpener {
+            browser: std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()),
+        }
+    }
+
+    /// The program and its arguments that open `page`.
+    pub fn command(&self, page: &Path) -> (String, Vec<String>) {
+        let page = page.display().to_string();
+        let first = self
+            .browser
+            .as_deref()
+            .and_then(|b| b.split(':').map(str::trim).find(|b| !b.is_empty()));
+        match first {
+            Some(b) => {
+                let mut words = b.split_whitespace().map(str::to_string);
+                let prog = words.next().unwrap_or_default();
+                let mut args: Vec<String> = words.collect();
+                if args.iter().any(|a| a.contains("%s")) {
+                    args = args.into_iter().map(|a| a.replace("%s", &page)).collect();
+                } else {
+                    args.push(page);
+                }
+                (prog, args)
+            }
+            None if cfg!(target_os = "macos") => ("open".into(), vec![page]),
+            None => ("xdg-open".into(), vec![page]),
+        }
+    }
+}
+
+impl Opener for SystemOpener {
+    fn open(&self, page: &Path) -> std::io::Result<()> {
+        let (prog, args) = self.command(page);
+        std::process::Command::new(&prog)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(drop)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start `{prog}`: {e}")))
+    }
+}
+
+/// Opens the page; never fails the command: without a browser it says where the page
+/// is and how to open it.
+pub fn open_page(ctx: &Context, page: &Path, opener: &dyn Opener) {
+    match opener.open(page) {
+        Ok(()) => ctx.printer.note(format!("opening {} in the browser", page.display())),
+        Err(e) => {
+            ctx.printer.warn(format!(
+                "could not open a browser ({e}); the report is at {}",
+                page.display()
+            ));
+            ctx.printer
+                .note("hint: set BROWSER to your browser's command (e.g. BROWSER=firefox), or open the file yourself");
+        }
+    }
 }
 
 fn report_cmd(ctx: &Context, a: &SweepReportArgs) -> anyhow::Result<()> {
@@ -286,8 +357,24 @@ fn report_cmd(ctx: &Context, a: &SweepReportArgs) -> anyhow::Result<()> {
     } else {
         print_scores(ctx, &scores);
     }
-    if let Some(dir) = &a.out {
-        write_report(ctx, &scores, dir)?;
+    let dir = match (&a.out, a.open) {
+        (Some(d), _) => Some(d.clone()),
+        // Next to the ledger, in herd's own data dir: one directory per sweep.
+        (None, true) => Some(
+            ctx.settings
+                .ledger
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("reports")
+                .join(&scores.sweep_id),
+        ),
+        (None, false) => None,
+    };
+    if let Some(dir) = dir {
+        let page = write_report(ctx, &scores, &dir)?;
+        if a.open {
+            open_page(ctx, &page, &SystemOpener::from_env());
+        }
     }
     Ok(())
 }
@@ -470,5 +557,38 @@ impl Progress for Bars {
         };
         let line = format!("{}@{} {}: {what}", cell.instance_type, cell.region, cell.market);
         self.suspend(|| self.printer.note(&line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_browser_command_follows_browser_conventions() {
+        let page = Path::new("/tmp/r/index.html");
+        let o = |b: Option<&str>| SystemOpener {
+            browser: b.map(str::to_string),
+        };
+        assert_eq!(
+            o(Some("firefox --new-tab")).command(page),
+            ("firefox".into(), vec!["--new-tab".into(), "/tmp/r/index.html".into()])
+        );
+        assert_eq!(
+            o(Some("w3m -o x=%s:lynx")).command(page),
+            ("w3m".into(), vec!["-o".into(), "x=/tmp/r/index.html".into()])
+        );
+        let (prog, args) = o(None).command(page);
+        assert!(prog == "xdg-open" || prog == "open");
+        assert_eq!(args, vec!["/tmp/r/index.html".to_string()]);
+    }
+
+    #[test]
+    fn a_browser_that_cannot_start_is_an_error_the_caller_can_report() {
+        let o = SystemOpener {
+            browser: Some("/nonexistent/browser".into()),
+        };
+        let e = o.open(Path::new("/tmp/x.html")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/browser"), "{e}");
     }
 }
