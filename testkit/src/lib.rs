@@ -9,10 +9,13 @@
 //!   runs them against the simulator, which has no HTTP;
 //! - [`cli`]: one harness for the CLI's test binaries (scrubbed env, scratch dirs, runner);
 //! - `ec2` (feature `aws`): planting and checking resources straight in moto;
-//! - `gce` (feature `gce`): a stateful Compute Engine on wiremock, held to the discovery document.
+//! - `gce` (feature `gce`): a stateful Compute Engine on wiremock, held to the discovery document;
+//! - `arm` (feature `arm`): a stateful Azure Resource Manager on wiremock, held to Azure's examples.
 //!
 //! Tests only: everything here listens on and talks to 127.0.0.1.
 
+#[cfg(feature = "arm")]
+pub mod arm;
 pub mod cases;
 pub mod cli;
 #[cfg(feature = "aws")]
