@@ -103,6 +103,37 @@ pub fn vnet_body(region: &str, nsg_id: &str, t: &Map<String, Value>) -> Value {
     })
 }
 
+/// Waits until resource group `rg` is gone (its deletion finished), within `budget`.
+pub async fn wait_gone(arm: &Arm, rg: &str, budget: std::time::Duration) -> Result<()> {
+    let started = std::time::Instant::now();
+    let what = format!("resourceGroups.get of {rg} (still deleting)");
+    loop {
+        match arm
+            .resources
+            .resource_groups_client()
+            .get(rg, &arm.subscription)
+            .send()
+            .await
+        {
+            Err(e) => {
+                let e = herd_error(e, &what);
+                if e.kind() == herd_core::ErrorKind::NotFound {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+            Ok(_) if started.elapsed() >= budget => {
+                return Err(Error::new(
+                    herd_core::ErrorKind::Timeout,
+                    format!("resource group {rg} is still being deleted after {}s", budget.as_secs()),
+                )
+                .with_hint("launch into another cluster (--cluster), or try again once it is gone"))
+            }
+            Ok(_) => tokio::time::sleep(arm.poll_pause()).await,
+        }
+    }
+}
+
 pub fn group_id(arm: &Arm, rg: &str) -> String {
     format!("/subscriptions/{}/resourceGroups/{rg}", arm.subscription)
 }
@@ -121,12 +152,22 @@ pub async fn ensure(
     let what = format!("resourceGroups.createOrUpdate of {rg}");
     let g: azure_mgmt_resources::package_resources_2021_04::models::ResourceGroup =
         model(json!({ "location": region, "tags": t }), &what)?;
-    arm.resources
-        .resource_groups_client()
-        .create_or_update(rg, g, &arm.subscription)
-        .send()
-        .await
-        .map_err(|e| herd_error(e, &what))?;
+    let put = || {
+        arm.resources
+            .resource_groups_client()
+            .create_or_update(rg, g.clone(), &arm.subscription)
+            .send()
+    };
+    if let Err(e) = put().await {
+        let e = herd_error(e, &what);
+        if e.context_value("azure_code") != Some("ResourceGroupBeingDeleted") {
+            return Err(e);
+        }
+        // The cluster's previous group is still going: its deletion is an operation
+        // like any other, waited for to its end; then the group is made anew.
+        wait_gone(arm, rg, budget).await?;
+        put().await.map_err(|e| herd_error(e, &what))?;
+    }
 
     let what = format!("networkSecurityGroups.createOrUpdate of {rg}/{NSG}");
     let nsg: azure_mgmt_network::package_2024_03::models::NetworkSecurityGroup =

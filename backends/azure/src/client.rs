@@ -304,6 +304,11 @@ impl Arm {
         Ok((status, headers, v))
     }
 
+    /// The pause between two polls when ARM names none.
+    pub fn poll_pause(&self) -> Duration {
+        Duration::from_secs(1).min(self.max_poll)
+    }
+
     fn pause(&self, h: &Headers) -> Duration {
         let secs = h
             .get_optional_str(&HeaderName::from_static("retry-after"))

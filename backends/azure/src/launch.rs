@@ -283,7 +283,19 @@ pub async fn in_some_zone(
             return Err(e);
         }
         let region_wide = e.context_value("azure_next") == Some("region");
-        // Nothing of this attempt stays: before the next zone, or before the error.
+        // Nothing of this attempt stays, before the next zone or the error: the VMs made,
+        // and those ARM keeps `Failed` after a failed creation (with their NICs and IPs).
+        let made: Vec<String> = match crate::list::in_group(arm, p.group).await {
+            Ok(listed) => listed
+                .into_iter()
+                .map(|i| i.id)
+                .filter(|n| names.contains(n))
+                .chain(made)
+                .collect::<std::collections::BTreeSet<String>>()
+                .into_iter()
+                .collect(),
+            Err(_) => made,
+        };
         if let Err(d) = delete_vms(arm, p.group, &made, budget).await {
             return Err(Error::new(
                 e.kind(),

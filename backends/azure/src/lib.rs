@@ -16,6 +16,8 @@ pub mod list;
 mod provider;
 pub mod reap;
 pub mod terminate;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use auth::StaticToken;
 pub use config::{AzureConfig, AzureSection};

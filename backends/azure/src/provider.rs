@@ -375,7 +375,7 @@ impl Provider for AzureProvider {
                     format!("Azure has no leftovers of kind {}", l.kind),
                 ));
             }
-            out.push(reap::reap_one(arm, l, &self.cfg.owner).await);
+            out.push(reap::reap_one(arm, l, &self.cfg.owner, self.cfg.operation_budget).await);
         }
         Ok(out)
     }

@@ -164,14 +164,14 @@ fn gone_is_empty(e: herd_core::Error) -> Result<Vec<Value>> {
 }
 
 /// Deletes one leftover after checking it is still one (and still `owner`'s).
-pub async fn reap_one(arm: &Arm, l: &Leftover, owner: &str) -> ReapResult {
-    match reap(arm, l, owner).await {
+pub async fn reap_one(arm: &Arm, l: &Leftover, owner: &str, budget: std::time::Duration) -> ReapResult {
+    match reap(arm, l, owner, budget).await {
         Ok(o) => ReapResult::new(&l.kind, &l.id, o),
         Err(e) => ReapResult::failed(&l.kind, &l.id, e.to_string()),
     }
 }
 
-async fn reap(arm: &Arm, l: &Leftover, owner: &str) -> Result<TerminateOutcome> {
+async fn reap(arm: &Arm, l: &Leftover, owner: &str, budget: std::time::Duration) -> Result<TerminateOutcome> {
     let now = leftovers(arm, Some(owner)).await?;
     if !now.iter().any(|n| n.kind == l.kind && n.id == l.id) {
         return Ok(TerminateOutcome::AlreadyGone);
@@ -179,6 +179,8 @@ async fn reap(arm: &Arm, l: &Leftover, owner: &str) -> Result<TerminateOutcome> 
     let (g, n) = l.id.split_once('/').unwrap_or((&l.id, ""));
     let what = format!("deleting {} {}", l.kind, l.id);
     let sub = &arm.subscription;
+    // Each deletion is an async operation: waited for (a group's is only started: it
+    // takes minutes, and what is in it is already no VM's).
     let r = match l.kind.as_str() {
         GROUP => arm
             .resources
@@ -186,24 +188,35 @@ async fn reap(arm: &Arm, l: &Leftover, owner: &str) -> Result<TerminateOutcome> 
             .delete(g, sub)
             .send()
             .await
-            .map(|_| ()),
-        DISK => arm.compute.disks_client().delete(sub, g, n).send().await.map(|_| ()),
+            .map(|_| None),
+        DISK => arm
+            .compute
+            .disks_client()
+            .delete(sub, g, n)
+            .send()
+            .await
+            .map(|r| Some(r.as_raw_response().headers().clone())),
         NIC => arm
             .network
             .network_interfaces_client()
             .delete(g, n, sub)
             .send()
             .await
-            .map(|_| ()),
+            .map(|r| Some(r.as_raw_response().headers().clone())),
         _ => arm
             .network
             .public_ip_addresses_client()
             .delete(g, n, sub)
             .send()
             .await
-            .map(|_| ()),
+            .map(|r| Some(r.as_raw_response().headers().clone())),
     };
-    match r.map_err(|e| herd_error(e, &what)) {
+    let r = match r.map_err(|e| herd_error(e, &what)) {
+        Ok(Some(h)) => arm.wait(&h, budget, &what).await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match r {
         Ok(()) => Ok(TerminateOutcome::Terminated),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(TerminateOutcome::AlreadyGone),
         Err(e) => Err(e),
