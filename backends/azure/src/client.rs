@@ -329,7 +329,7 @@ impl Arm {
         let location = answer
             .get_optional_str(&HeaderName::from_static("location"))
             .map(str::to_string);
-        let mut pause;
+        let mut pause = self.poll_pause();
         loop {
             if started.elapsed() >= budget {
                 return Err(Error::new(
@@ -339,7 +339,16 @@ impl Arm {
                 .with_hint("the operation goes on at Azure; `herd ls` shows what it started"));
             }
             if let Some(url) = &async_op {
-                let (_, h, v) = self.get_url(url, &format!("{what} (operation status)")).await?;
+                // A poll that fails for a while is no news of the operation, which goes on
+                // at ARM: asked again after the pause (a read; the write is not re-sent).
+                let (_, h, v) = match self.get_url(url, &format!("{what} (operation status)")).await {
+                    Ok(x) => x,
+                    Err(e) if e.is_temporary() => {
+                        tokio::time::sleep(e.retry_after().unwrap_or(pause).min(self.max_poll)).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let status = v.get("status").and_then(Value::as_str).unwrap_or("InProgress");
                 if status.eq_ignore_ascii_case("succeeded") {
                     return Ok(());
@@ -349,7 +358,14 @@ impl Arm {
                 }
                 pause = self.pause(&h);
             } else if let Some(url) = &location {
-                let (status, h, _) = self.get_url(url, &format!("{what} (operation result)")).await?;
+                let (status, h, _) = match self.get_url(url, &format!("{what} (operation result)")).await {
+                    Ok(x) => x,
+                    Err(e) if e.is_temporary() => {
+                        tokio::time::sleep(e.retry_after().unwrap_or(pause).min(self.max_poll)).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if status != 202 {
                     return Ok(());
                 }

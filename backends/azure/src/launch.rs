@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herd_core::plumbing::ZoneFallback;
-use herd_core::{tags, Error, ErrorKind, LaunchRequest, Result};
+use herd_core::{tags, Error, ErrorKind, Instance, LaunchRequest, Result};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -143,8 +143,9 @@ pub fn vm_body(p: &Plan<'_>, name: &str, zone: Option<&str>) -> Value {
     b
 }
 
-/// One VM: the PUT, then its operation to the end.
-pub async fn put_vm(arm: &Arm, group: &str, name: &str, body: Value, budget: Duration) -> Result<()> {
+/// One VM: the PUT, then its operation to the end; the VM as the PUT's answer described
+/// it, running (its creation succeeded), so no list is needed to read it back.
+pub async fn put_vm(arm: &Arm, group: &str, name: &str, body: Value, budget: Duration) -> Result<Instance> {
     let what = format!("virtualMachines.createOrUpdate of {name}");
     let vm: azure_mgmt_compute::package_2024_07_01::models::VirtualMachine = model(body, &what)?;
     let r = arm
@@ -154,7 +155,13 @@ pub async fn put_vm(arm: &Arm, group: &str, name: &str, body: Value, budget: Dur
         .send()
         .await
         .map_err(|e| herd_error(e, &what))?;
-    arm.wait(r.as_raw_response().headers(), budget, &what).await
+    let headers = r.as_raw_response().headers().clone();
+    let vm = r.into_body().await.map_err(|e| herd_error(e, &what))?;
+    arm.wait(&headers, budget, &what).await?;
+    let mut i = crate::list::instance(&crate::client::json(&vm))
+        .ok_or_else(|| Error::unexpected(format!("{what}: ARM's answer names no VM")).temporary(true))?;
+    i.state = herd_core::InstanceState::Running;
+    Ok(i)
 }
 
 /// Deletes VMs by name (force where allowed) and waits; gone already is fine.
@@ -217,7 +224,7 @@ pub async fn put_all(
     names: &[String],
     zone: Option<&str>,
     budget: Duration,
-) -> (Vec<String>, Option<Error>) {
+) -> (Vec<Instance>, Option<Error>) {
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut set = tokio::task::JoinSet::new();
     for n in names {
@@ -233,7 +240,7 @@ pub async fn put_all(
     let mut err: Option<Error> = None;
     while let Some(j) = set.join_next().await {
         match j {
-            Ok((n, Ok(()))) => made.push(n),
+            Ok((_, Ok(i))) => made.push(i),
             Ok((_, Err(e))) => {
                 let decides = e.kind() == ErrorKind::InsufficientCapacity;
                 match &err {
@@ -267,7 +274,7 @@ pub async fn in_some_zone(
     zones: &[String],
     budget: Duration,
     misses_out: &Mutex<Vec<String>>,
-) -> Result<()> {
+) -> Result<Vec<Instance>> {
     let mut fb = ZoneFallback::new(&p.req.region, &p.req.instance_type, p.req.zone.as_deref());
     for zone in zone_queue(p.req.zone.as_deref(), zones) {
         if zone.as_deref().is_some_and(|z| !fb.worth_trying(z)) {
@@ -276,7 +283,7 @@ pub async fn in_some_zone(
         let (made, err) = put_all(arm, p, names, zone.as_deref(), budget).await;
         let Some(e) = err else {
             *misses_out.lock().expect("misses") = fb.misses().to_vec();
-            return Ok(());
+            return Ok(made);
         };
         if e.is_temporary() {
             // Kept: the retry loop sends the missing ones again, under the same names.
@@ -290,11 +297,11 @@ pub async fn in_some_zone(
                 .into_iter()
                 .map(|i| i.id)
                 .filter(|n| names.contains(n))
-                .chain(made)
+                .chain(made.into_iter().map(|i| i.id))
                 .collect::<std::collections::BTreeSet<String>>()
                 .into_iter()
                 .collect(),
-            Err(_) => made,
+            Err(_) => made.into_iter().map(|i| i.id).collect(),
         };
         if let Err(d) = delete_vms(arm, p.group, &made, budget).await {
             return Err(Error::new(

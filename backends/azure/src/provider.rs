@@ -61,6 +61,9 @@ pub struct AzureProvider {
     partial: PartialLaunches,
     misses: Mutex<Vec<String>>,
     ended: Mutex<std::collections::HashMap<String, Instance>>,
+    /// Groups this process made ready (group, NSG with this SSH range, VNet): the subnet
+    /// id by (group, range), so a retried launch does not PUT them again.
+    ready: Mutex<std::collections::HashMap<(String, String), String>>,
 }
 
 #[derive(Debug)]
@@ -102,6 +105,7 @@ impl AzureProviderBuilder {
             partial: PartialLaunches::new(1),
             misses: Mutex::new(Vec::new()),
             ended: Mutex::new(Default::default()),
+            ready: Mutex::new(Default::default()),
         }
     }
 }
@@ -287,7 +291,17 @@ impl Provider for AzureProvider {
             let ssh_key = &ssh_key;
             async move {
                 let cidr = self.ssh_cidr().await?;
-                let subnet = access::ensure(arm, group, &req.region, &self.cfg.owner, cluster, &cidr, budget).await?;
+                let key = (group.clone(), cidr.clone());
+                let known = self.ready.lock().expect("ready").get(&key).cloned();
+                let subnet = match known {
+                    Some(s) => s,
+                    None => {
+                        let s =
+                            access::ensure(arm, group, &req.region, &self.cfg.owner, cluster, &cidr, budget).await?;
+                        self.ready.lock().expect("ready").insert(key.clone(), s.clone());
+                        s
+                    }
+                };
                 let names: Vec<String> = (0..req.count).map(|i| vm_name(&s.token, i)).collect();
                 let made: Vec<String> = have.lock().expect("have").iter().map(|i| i.id.clone()).collect();
                 let missing: Vec<String> = names.iter().filter(|n| !made.contains(n)).cloned().collect();
@@ -300,29 +314,25 @@ impl Provider for AzureProvider {
                     ssh_key,
                     custom_data: script,
                 };
-                if let Err(e) = launch::in_some_zone(arm, &plan, &missing, zones, budget, &self.misses).await {
-                    if !e.is_temporary() && !made.is_empty() {
-                        // All or nothing: what an earlier call made goes too.
-                        let _ = launch::delete_vms(arm, group, &made, budget).await;
-                        return Err(e.map_message(|m| {
-                            format!("{m}; the {} VMs an earlier attempt made were deleted", made.len())
-                        }));
+                let made_now = match launch::in_some_zone(arm, &plan, &missing, zones, budget, &self.misses).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        if e.kind() == ErrorKind::NotFound {
+                            // The group went meanwhile (deleted elsewhere): made anew next time.
+                            self.ready.lock().expect("ready").remove(&key);
+                        }
+                        if !e.is_temporary() && !made.is_empty() {
+                            // All or nothing: what an earlier call made goes too.
+                            let _ = launch::delete_vms(arm, group, &made, budget).await;
+                            return Err(e.map_message(|m| {
+                                format!("{m}; the {} VMs an earlier attempt made were deleted", made.len())
+                            }));
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-                let got: Vec<Instance> = list::in_group(arm, group)
-                    .await?
-                    .into_iter()
-                    .filter(|i| names.contains(&i.id))
-                    .collect();
-                if got.len() != names.len() {
-                    return Err(Error::unexpected(format!(
-                        "the launch's {} VMs were made, but ARM lists {} of them",
-                        names.len(),
-                        got.len()
-                    ))
-                    .temporary(true));
-                }
+                };
+                let mut got: Vec<Instance> = have.lock().expect("have").clone();
+                got.extend(made_now);
                 Ok(got)
             }
         };
@@ -332,6 +342,8 @@ impl Provider for AzureProvider {
     async fn terminate(&self, ids: &[String]) -> Result<Vec<TerminateResult>> {
         let arm = self.arm().await?;
         let (outcome, deleted) = terminate::terminate(arm, &self.cfg.owner, ids, self.cfg.operation_budget).await?;
+        // A group may have gone with its last VM: made ready again on the next launch.
+        self.ready.lock().expect("ready").clear();
         let now = chrono::Utc::now();
         let mut ended = self.ended.lock().expect("ended");
         for mut i in deleted {

@@ -1,2 +1,3 @@
-//! The stateful ARM fake, for tests of this crate and the crates above it.
+//! The test kit's ARM fake, for this crate's tests and everyone else's.
 pub use herd_testkit::arm::*;
+pub use herd_testkit::{pass, ArmJson, Fault, FaultProxy, Herd};
