@@ -274,6 +274,7 @@ pub async fn in_some_zone(
     zones: &[String],
     budget: Duration,
     misses_out: &Mutex<Vec<String>>,
+    kept: &Mutex<Vec<Instance>>,
 ) -> Result<Vec<Instance>> {
     let mut fb = ZoneFallback::new(&p.req.region, &p.req.instance_type, p.req.zone.as_deref());
     for zone in zone_queue(p.req.zone.as_deref(), zones) {
@@ -287,6 +288,7 @@ pub async fn in_some_zone(
         };
         if e.is_temporary() {
             // Kept: the retry loop sends the missing ones again, under the same names.
+            kept.lock().expect("kept").extend(made);
             return Err(e);
         }
         let region_wide = e.context_value("azure_next") == Some("region");

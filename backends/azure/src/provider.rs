@@ -64,6 +64,10 @@ pub struct AzureProvider {
     /// Groups this process made ready (group, NSG with this SSH range, VNet): the subnet
     /// id by (group, range), so a retried launch does not PUT them again.
     ready: Mutex<std::collections::HashMap<(String, String), String>>,
+    /// VMs made by attempts of a launch that ended in a temporary error, by launch id: the
+    /// retry sends only the other PUTs, without a lookup first (a VM whose answer was lost
+    /// is PUT again under its name, which converges on it).
+    progress: Mutex<std::collections::HashMap<String, Vec<Instance>>>,
 }
 
 #[derive(Debug)]
@@ -106,6 +110,7 @@ impl AzureProviderBuilder {
             misses: Mutex::new(Vec::new()),
             ended: Mutex::new(Default::default()),
             ready: Mutex::new(Default::default()),
+            progress: Mutex::new(Default::default()),
         }
     }
 }
@@ -270,7 +275,14 @@ impl Provider for AzureProvider {
         let budget = self.cfg.operation_budget;
         // What an earlier call of this launch made: kept, and only the rest is sent.
         let have: Mutex<Vec<Instance>> = Mutex::new(Vec::new());
+        let earlier = self.progress.lock().expect("progress").remove(req.launch_id.as_str());
+        let kept: Mutex<Vec<Instance>> = Mutex::new(Vec::new());
         let lookup = || async {
+            if let Some(v) = earlier {
+                // A retry in this process: what the earlier attempts made is known.
+                *have.lock().expect("have") = v;
+                return Ok(Vec::new());
+            }
             let found: Vec<Instance> = list::in_group(arm, &group)
                 .await?
                 .into_iter()
@@ -314,23 +326,32 @@ impl Provider for AzureProvider {
                     ssh_key,
                     custom_data: script,
                 };
-                let made_now = match launch::in_some_zone(arm, &plan, &missing, zones, budget, &self.misses).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        if e.kind() == ErrorKind::NotFound {
-                            // The group went meanwhile (deleted elsewhere): made anew next time.
-                            self.ready.lock().expect("ready").remove(&key);
+                let made_now =
+                    match launch::in_some_zone(arm, &plan, &missing, zones, budget, &self.misses, &kept).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            if e.kind() == ErrorKind::NotFound {
+                                // The group went meanwhile (deleted elsewhere): made anew next time.
+                                self.ready.lock().expect("ready").remove(&key);
+                            }
+                            if !e.is_temporary() && !made.is_empty() {
+                                // All or nothing: what an earlier call made goes too.
+                                let _ = launch::delete_vms(arm, group, &made, budget).await;
+                                return Err(e.map_message(|m| {
+                                    format!("{m}; the {} VMs an earlier attempt made were deleted", made.len())
+                                }));
+                            }
+                            if e.is_temporary() {
+                                let mut all = have.lock().expect("have").clone();
+                                all.extend(kept.lock().expect("kept").drain(..));
+                                self.progress
+                                    .lock()
+                                    .expect("progress")
+                                    .insert(req.launch_id.to_string(), all);
+                            }
+                            return Err(e);
                         }
-                        if !e.is_temporary() && !made.is_empty() {
-                            // All or nothing: what an earlier call made goes too.
-                            let _ = launch::delete_vms(arm, group, &made, budget).await;
-                            return Err(e.map_message(|m| {
-                                format!("{m}; the {} VMs an earlier attempt made were deleted", made.len())
-                            }));
-                        }
-                        return Err(e);
-                    }
-                };
+                    };
                 let mut got: Vec<Instance> = have.lock().expect("have").clone();
                 got.extend(made_now);
                 Ok(got)
