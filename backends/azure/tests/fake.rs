@@ -8,7 +8,6 @@ use std::time::Duration;
 use herd_azure::testing::{Delivery, FakeArm, Faults, Kind, Lost, LostAnswer, Quota};
 use herd_azure::{AzureConfig, AzureProvider};
 use herd_core::{tags, ErrorKind, LaunchSpec, Launcher, ListRequest, Market, Provider, RetryPolicy};
-use serde_json::Value;
 
 const SUB: &str = "00000000-0000-0000-0000-00000000beef";
 const SIZE: &str = "Standard_D2s_v3";
@@ -348,7 +347,7 @@ async fn a_hostile_list_never_shows_foreign_vms() {
 async fn leftovers_are_found_priced_and_reaped() {
     let e = env(Faults::default()).await;
     let l = launcher(e.provider.clone());
-    let r = l.launch(spec(1)).await.unwrap();
+    l.launch(spec(1)).await.unwrap();
     e.fake.plant(
         Kind::Disk,
         "herd-tester-c1",
@@ -364,7 +363,6 @@ async fn leftovers_are_found_priced_and_reaped() {
     assert!(out[0].error.is_none(), "{out:?}");
     assert!(e.fake.disks().iter().all(|d| d["name"] != "orphan"));
     // A herd group with no VM left (its VM deleted behind herd's back) is a leftover itself.
-    let _ = &r;
     e.fake.plant(
         Kind::ResourceGroup,
         "herd-tester-old",
@@ -426,6 +424,3 @@ async fn bad_input_is_refused_before_any_call() {
     assert!(err.hint().unwrap().contains("az login"));
     assert!(e.fake.requests().is_empty());
 }
-
-#[allow(dead_code)]
-fn unused(_: Value) {}
