@@ -557,6 +557,10 @@ async fn deleting_a_vm_takes_what_its_delete_options_say() {
             )
             .await;
         assert_eq!(r.status, 202);
+        let busy = a
+            .call("PUT", &vm_path("rg", name), Some(vm_body("rg", name, "Delete")))
+            .await;
+        assert_eq!((busy.status, busy.code()), (409, "AnotherOperationInProgress"));
         let (_, end) = a.wait(&r).await;
         assert_eq!(end["status"], "Succeeded");
     }
@@ -702,7 +706,7 @@ async fn each_network_kind_is_created_read_listed_and_deleted() {
 #[tokio::test]
 async fn resource_groups_are_listed_by_tag_and_deleted_with_all_in_them() {
     let a = arm(Faults {
-        rg_delete_time: Duration::from_millis(300),
+        rg_delete_time: Duration::from_millis(1000),
         polls_in_progress: 0,
         ..Faults::default()
     })
@@ -755,7 +759,7 @@ async fn resource_groups_are_listed_by_tag_and_deleted_with_all_in_them() {
         .await;
     assert_eq!((put.status, put.code()), (409, "ResourceGroupBeingDeleted"));
     assert_eq!(a.call("GET", &loc, None).await.status, 202);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(a.call("GET", &loc, None).await.status, 200);
     assert_eq!(a.call("GET", &rg("rg"), None).await.code(), "ResourceGroupNotFound");
     assert!(
@@ -1006,7 +1010,7 @@ async fn storms_lost_answers_and_reserved_nics() {
             times: 1,
             answer: LostAnswer::Status500,
         }],
-        nic_reserved_for: Duration::from_millis(600),
+        nic_reserved_for: Duration::from_millis(1500),
         polls_in_progress: 0,
         ..Faults::default()
     });
@@ -1032,7 +1036,7 @@ async fn storms_lost_answers_and_reserved_nics() {
         "{}",
         r.message()
     );
-    tokio::time::sleep(Duration::from_millis(650)).await;
+    tokio::time::sleep(Duration::from_millis(1550)).await;
     let r = a
         .call("PUT", &vm_path("rg", "vm1"), Some(vm_body("rg", "vm1", "Detach")))
         .await;
@@ -1139,7 +1143,7 @@ async fn names_filters_plants_and_a_hostile_list() {
         2,
         "filters ignored: rg and foreign"
     );
-    a.fake.set_deleting("foreign", Duration::from_millis(100));
+    a.fake.set_deleting("foreign", Duration::from_millis(500));
     let r = a
         .call(
             "PUT",
@@ -1148,7 +1152,7 @@ async fn names_filters_plants_and_a_hostile_list() {
         )
         .await;
     assert_eq!(r.code(), "ResourceGroupBeingDeleted");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(550)).await;
     assert!(a.fake.disks().is_empty() && a.fake.public_ips().is_empty());
     let _ = Bucket {
         burst: 1,
@@ -1169,7 +1173,7 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
         .await;
     a.wait(&r).await;
     let id = a.fake.vms()[0]["id"].as_str().unwrap().to_string();
-    let at = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1000);
     let url = format!(
         "{SUB}/providers/Microsoft.ComputeSchedule/locations/eastus/virtualMachinesSubmitDelete?api-version=2025-05-01"
     );
@@ -1197,6 +1201,27 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    // Shaped after Azure's example answer, but for what only failures and ends carry.
+    let ex = Examples::load().unwrap();
+    let want = key_paths(
+        ex.file("ComputeSchedule_VirtualMachinesSubmitDelete_MaximumSet_Gen.2025-05-01.json")
+            .unwrap()
+            .pointer("/responses/200/body")
+            .unwrap(),
+    );
+    let have = key_paths(&r.body);
+    let later = [
+        "results[].errorCode",
+        "results[].errorDetails",
+        "results[].operation.resourceOperationError",
+        "results[].operation.completedAt",
+        "results[].operation.timeZone",
+    ];
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|p| !have.contains(*p) && !later.iter().any(|l| p.starts_with(l)))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?}");
     let op = r.body["results"][0]["operation"]["operationId"]
         .as_str()
         .unwrap()
@@ -1211,9 +1236,10 @@ async fn scheduled_deletes_end_a_vm_at_its_deadline() {
         )
         .await;
     assert_eq!(st.body["results"][0]["operation"]["state"], "Scheduled");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let st = a.call("POST", &status_url, Some(json!({"operationIds": [op]}))).await;
     assert_eq!(st.body["results"][0]["operation"]["state"], "Succeeded");
+    assert!(st.body["results"][0]["operation"]["completedAt"].is_string());
     assert!(
         a.fake.vms().is_empty()
             && a.fake.disks().is_empty()
@@ -1252,7 +1278,7 @@ async fn nulls_are_absent_fields() {
 async fn a_vm_identity_gets_a_role_on_its_group() {
     let a = arm(Faults {
         polls_in_progress: 0,
-        principal_delay: Duration::from_millis(300),
+        principal_delay: Duration::from_millis(1000),
         ..Faults::default()
     })
     .await;
@@ -1273,7 +1299,7 @@ async fn a_vm_identity_gets_a_role_on_its_group() {
         (400, "PrincipalNotFound"),
         "replication delay"
     );
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    tokio::time::sleep(Duration::from_millis(1020)).await;
     let ok = a.call("PUT", &ra(g1), Some(body.clone())).await;
     assert_eq!(ok.status, 201, "{:?}", ok.body);
     assert_eq!(ok.body["properties"]["scope"], "/subscriptions/sub-1/resourceGroups/rg");
@@ -1487,4 +1513,69 @@ async fn spot_evictions_and_overconstrained_zones() {
         .collect();
     assert_eq!(puts.len(), 3);
     assert!(puts[1].ends_with("/virtualMachines/vm1"), "{puts:?}");
+}
+
+/// Behind the test kit's fault proxy (ARM JSON), the URLs the fake hands out name the
+/// proxy, so polls and pages go through it too.
+#[tokio::test]
+async fn behind_the_fault_proxy_polls_and_pages_go_through_it() {
+    use herd_testkit::{ArmJson, FaultProxy};
+    let a = arm(Faults {
+        polls_in_progress: 1,
+        page_size: 1,
+        ..Faults::default()
+    })
+    .await;
+    let proxy = FaultProxy::start_with(
+        std::sync::Arc::new(ArmJson::default()),
+        Some(a.fake.uri()),
+        herd_testkit::pass(),
+    )
+    .await;
+    a.fake.advertise(&proxy.endpoint());
+    let base = proxy.endpoint();
+    let at = |p: &str| format!("{base}{p}?{API}");
+    assert_eq!(
+        a.call("PUT", &at(&rg("rg")), Some(json!({"location": "eastus"})))
+            .await
+            .status,
+        201
+    );
+    let r = a
+        .call(
+            "PUT",
+            &at(&res("rg", "Microsoft.Network/publicIPAddresses", "ip1")),
+            Some(json!({"location": "eastus"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let op = r.header("azure-asyncoperation").unwrap().to_string();
+    assert!(op.starts_with(&base), "{op}");
+    let (_, end) = a.wait(&r).await;
+    assert_eq!(end["status"], "Succeeded");
+    a.call(
+        "PUT",
+        &at(&res("rg", "Microsoft.Network/publicIPAddresses", "ip2")),
+        Some(json!({"location": "eastus"})),
+    )
+    .await;
+    let l = a
+        .call(
+            "GET",
+            &at(&format!("{SUB}/providers/Microsoft.Network/publicIPAddresses")),
+            None,
+        )
+        .await;
+    let next = l.body["nextLink"].as_str().unwrap().to_string();
+    assert!(next.starts_with(&base), "{next}");
+    assert_eq!(a.call("GET", &next, None).await.body["value"][0]["name"], "ip2");
+    let polls = proxy.seen().iter().filter(|s| s.path.contains("/operations/")).count();
+    assert!(polls >= 2, "{polls} polls through the proxy");
+    assert!(
+        a.fake
+            .requests()
+            .iter()
+            .all(|q| q.headers.get("host").is_some_and(|h| !base.ends_with(h.as_str()))),
+        "the proxy forwards"
+    );
 }

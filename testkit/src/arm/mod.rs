@@ -9,6 +9,7 @@
 //! ```text
 //! let arm = FakeArm::start(Faults::default()).await;   // panics naming the path if ../shared/data/azure is absent
 //! arm.uri();                                           // the ARM endpoint to give the SDK
+//! arm.advertise(&proxy.endpoint());                    // URLs in answers name a proxy in front instead
 //! arm.set_faults(Faults { throttle_storm: 3, ..Faults::default() }); // at runtime
 //! arm.requests();                                      // Vec<Recorded>: method, path, query, body, headers (no Authorization), status
 //! arm.requests_to("PUT", Kind::Vm);                    // those of one method on one kind's resources
@@ -22,6 +23,7 @@
 //! arm.scheduled_deletes();                             // Vec<Value>: ComputeSchedule operations
 //! arm.reset();                                         // a fresh subscription, faults kept
 //! Limits::floor(Limits::default().writes, 1200);       // the bucket's floor for a benchmark
+//! Limits::default().floor_of(writes, deletes, reads);  // a whole run's floor (arm.calls() gives the counts)
 //! ```
 //!
 //! Wire behaviour, as ARM's REST API (paths case-insensitive, any `api-version` but one
@@ -62,13 +64,27 @@
 //! - Every PUT body is held to Azure's examples: an unknown key path is 400
 //!   `InvalidRequestContent` naming it.
 //!
+//! Layout: this file is the API; [`routes`](self) reads a request (auth, `api-version`,
+//! buckets, examples) and dispatches to `groups`, `resources` (network kinds, role
+//! assignments, deletes and their cascade), `compute` (VMs), [`schedule`], [`skus`];
+//! [`ops`] runs long-running operations over [`state`]; [`examples`] and [`throttle`]
+//! hold the fake to Azure's examples and limits.
+//!
+//! Note for clients on the 0.21 SDK: awaiting a create-or-update builder (`IntoFuture`)
+//! re-sends the PUT until an answer reads `Succeeded`, sleeping `Retry-After` (30 s when
+//! absent) in between; send it (`.send()`) and poll `Azure-AsyncOperation` instead, or set
+//! [`Faults::lro_retry_after`].
+//!
 //! Where it differs from ARM: one subscription (the id in the path is echoed, not kept
 //! apart); NICs created from a VM's configuration are named exactly after the
 //! configuration; a VM whose creation fails stays, `Failed`, with its NICs and IPs (as in
 //! Azure) until deleted; its OS disk is only created on success.
 
+mod compute;
 pub mod examples;
+mod groups;
 pub mod ops;
+mod resources;
 mod routes;
 pub mod schedule;
 pub mod skus;
@@ -241,6 +257,7 @@ impl Calls {
 /// The fake, listening on 127.0.0.1.
 pub struct FakeArm {
     server: MockServer,
+    base: Arc<Mutex<String>>,
     ex: Arc<Examples>,
     state: Arc<Mutex<State>>,
     faults: Arc<Mutex<Faults>>,
@@ -261,17 +278,19 @@ impl FakeArm {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State::new(Throttle::new(faults.limits))));
         let faults = Arc::new(Mutex::new(faults));
+        let base = Arc::new(Mutex::new(server.uri()));
         Mock::given(wiremock::matchers::any())
             .respond_with(routes::Handler {
                 ex: ex.clone(),
                 state: state.clone(),
                 faults: faults.clone(),
-                base: server.uri(),
+                base: base.clone(),
             })
             .mount(&server)
             .await;
         FakeArm {
             server,
+            base,
             ex,
             state,
             faults,
@@ -282,6 +301,13 @@ impl FakeArm {
     /// `https://management.azure.com`.
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// The base URL the fake writes into `nextLink`, `Azure-AsyncOperation` and `Location`
+    /// (its own by default): a fault proxy in front gives its endpoint here, so the
+    /// client's polls and pages go through the proxy too.
+    pub fn advertise(&self, base: &str) {
+        *self.base.lock().unwrap() = base.trim_end_matches('/').to_string();
     }
 
     /// New faults; the buckets start full again if the limits changed.
@@ -343,11 +369,11 @@ impl FakeArm {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
         if kind == Kind::ResourceGroup {
-            return s.groups.values().map(routes::group_view).collect();
+            return s.groups.values().map(groups::group_view).collect();
         }
         s.of_kind(kind, None)
             .into_iter()
-            .map(|r| routes::view(r, false))
+            .map(|r| resources::view(r, false))
             .collect()
     }
 
@@ -355,16 +381,16 @@ impl FakeArm {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
         if kind == Kind::ResourceGroup {
-            return s.group_live(name).map(routes::group_view);
+            return s.group_live(name).map(groups::group_view);
         }
-        s.res.get(&key(kind, rg, name)).map(|r| routes::view(r, false))
+        s.res.get(&key(kind, rg, name)).map(|r| resources::view(r, false))
     }
 
     /// A VM's instance view (`statuses`: `ProvisioningState/...`, `PowerState/...`).
     pub fn instance_view(&self, rg: &str, name: &str) -> Option<Value> {
         let mut s = self.state.lock().unwrap();
         ops::settle(&mut s);
-        s.res.get(&key(Kind::Vm, rg, name)).map(routes::instance_view)
+        s.res.get(&key(Kind::Vm, rg, name)).map(compute::instance_view)
     }
 
     /// Scheduled deletions, as `virtualMachinesGetOperationStatus` shows each `operation`.
@@ -415,11 +441,11 @@ impl FakeArm {
         };
         s.groups
             .entry(rg.to_ascii_lowercase())
-            .or_insert_with(|| routes::new_group(&sub, rg, v));
+            .or_insert_with(|| groups::new_group(&sub, rg, v));
         if kind == Kind::ResourceGroup {
             return;
         }
-        let mut v = routes::stamp(&self.ex, kind, &sub, rg, name, value, &mut s);
+        let mut v = resources::stamp(&self.ex, kind, &sub, rg, name, value, &mut s);
         v["properties"]["provisioningState"] = Value::String("Succeeded".into());
         let mut r = Res::new(v);
         r.power = state::Power::Running;
@@ -431,6 +457,6 @@ impl FakeArm {
     pub fn set_deleting(&self, rg: &str, for_: Duration) {
         let mut s = self.state.lock().unwrap();
         let sub = s.subscription.clone();
-        routes::group_delete_op(&mut s, &sub, rg, for_);
+        groups::group_delete_op(&mut s, &sub, rg, for_);
     }
 }

@@ -117,12 +117,12 @@ pub fn finish(s: &mut State, id: &str) {
                 }
             }
             if ok && k.0 == Kind::Vm {
-                super::routes::vm_created(s, &k);
+                super::compute::vm_created(s, &k);
             }
         }
         Effect::Delete(k) => {
             if failure.is_none() {
-                super::routes::remove(s, &k);
+                super::resources::remove(s, &k);
             }
         }
         Effect::DeleteGroup(rg) => {

@@ -32,7 +32,7 @@ pub fn settle(s: &mut State) {
         .collect();
     for id in due {
         let vm = s.scheduled[&id].vm.clone();
-        super::routes::remove(s, &vm);
+        super::resources::remove(s, &vm);
         let x = s.scheduled.get_mut(&id).expect("scheduled");
         x.op["state"] = json!("Succeeded");
         x.op["completedAt"] = json!(now.to_rfc3339_opts(SecondsFormat::Millis, true));

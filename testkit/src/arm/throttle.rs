@@ -49,6 +49,16 @@ impl Limits {
         let over = calls.saturating_sub(b.burst) as f64;
         Duration::from_secs_f64(over / b.per_second)
     }
+
+    /// The floor of a run that makes `writes` PUTs and POSTs, `deletes` DELETEs and
+    /// `reads` GETs: the slowest bucket's (they refill side by side).
+    pub fn floor_of(&self, writes: u32, deletes: u32, reads: u32) -> Duration {
+        let w = match self.deletes {
+            Some(d) => Limits::floor(self.writes, writes).max(Limits::floor(d, deletes)),
+            None => Limits::floor(self.writes, writes + deletes),
+        };
+        w.max(Limits::floor(self.reads, reads))
+    }
 }
 
 /// Which bucket a call draws from.
@@ -155,5 +165,12 @@ mod tests {
         assert!(t.take(CallKind::Write).is_ok());
         assert_eq!(Limits::floor(Limits::default().writes, 1200), Duration::from_secs(100));
         assert_eq!(Limits::floor(Limits::default().writes, 150), Duration::ZERO);
+        // 1,000 PUTs + 1,000 DELETEs share the write bucket: 1,800 / 10 s; 2,000 reads: 70 s.
+        assert_eq!(Limits::default().floor_of(1000, 1000, 2000), Duration::from_secs(180));
+        let apart = Limits {
+            deletes: Some(Limits::default().writes),
+            ..Limits::default()
+        };
+        assert_eq!(apart.floor_of(1000, 1000, 2000), Duration::from_secs(80));
     }
 }
