@@ -111,7 +111,7 @@ pub fn discover(
             return Err(Error::config(format!("unknown Azure credential `{other}`"))
                 .with_suggestions(herd_core::suggest::did_you_mean(
                     other,
-                    ["auto", "environment", "cli", "managed-identity"].into_iter(),
+                    ["auto", "environment", "cli", "managed-identity"],
                     2,
                 ))
                 .with_hint("[azure] credential is one of auto, environment, cli, managed-identity"))
