@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use herd_aws::config::{AwsConfig, AwsSection};
+use herd_azure::config::{AzureConfig, AzureSection};
 use herd_catalog::refresh::SpotPrices;
 use herd_core::{Cloud, Error, Provider, Result};
 use herd_gcp::config::{GcpConfig, GcpSection};
@@ -122,6 +123,29 @@ pub static BACKENDS: &[Backend] = &[
         },
         spot_prices: None,
     },
+    Backend {
+        cloud: Cloud::Azure,
+        label: "Azure",
+        section: AzureSection::NAME,
+        env: AzureSection::ENV,
+        paths: AzureSection::PATHS,
+        shape: Shape::of::<AzureSection>(),
+        how_to_configure: Some(AzureSection::HOW_TO_CONFIGURE),
+        validate: |s| azure_config(s).map(drop),
+        configured_by: |s, env| Ok(s.section::<AzureSection>(AzureSection::NAME)?.configured_by(env)),
+        provider: |s| {
+            Ok(Arc::new(
+                herd_azure::AzureProvider::builder(azure_config(s)?)
+                    .catalog(crate::catalogs::all().clone())
+                    .build(),
+            ))
+        },
+        service: |s| {
+            let base = azure_config(s).ok().filter(AzureConfig::is_fake).map(|c| c.api_base);
+            ("Azure Resource Manager".into(), base)
+        },
+        spot_prices: None,
+    },
 ];
 
 /// The entry for `cloud`, if this herd was built with it.
@@ -221,6 +245,15 @@ fn gcp_config(settings: &Settings) -> Result<GcpConfig> {
     ))
 }
 
+/// The `[azure]` section with its defaults: herd's owner, region and data directory.
+fn azure_config(settings: &Settings) -> Result<AzureConfig> {
+    Ok(settings.section::<AzureSection>(AzureSection::NAME)?.into_config(
+        &settings.owner,
+        settings.region.as_deref(),
+        &settings.data_dir,
+    ))
+}
+
 /// EC2 with the bundled catalog plus any refreshed prices (`herd catalog refresh`), so
 /// live spot prices become launchable. Builds no SDK client until a command calls EC2.
 fn aws(settings: &Settings) -> Result<herd_aws::AwsProvider> {
@@ -261,8 +294,9 @@ mod tests {
             }
         }
         assert!(backend(Cloud::Gcp).is_some());
+        assert!(backend(Cloud::Azure).is_some());
         let e = not_built(Cloud::Azure, "");
         assert!(e.message().contains("built without the azure backend"), "{e}");
-        assert!(e.hint().unwrap().contains("local, aws, gcp"), "{e:?}");
+        assert!(e.hint().unwrap().contains("local, aws, gcp, azure"), "{e:?}");
     }
 }
