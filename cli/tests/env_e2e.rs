@@ -386,17 +386,17 @@ fn outputs(h: &Herd, ids: &[String]) -> Vec<(String, String)> {
                     assert!(
                         !r.contains("\"exit_code\":1"),
                         "setup failed: {}",
-                        read(&vm.join("setup.log"))
+                        read(&vm.join("var/log/herd-setup.log"))
                     );
                 }
                 assert!(
                     start.elapsed() < Duration::from_secs(90),
                     "no command result for {id}: {}",
-                    read(&vm.join("setup.log"))
+                    read(&vm.join("var/log/herd-setup.log"))
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            (read(&vm.join("setup.log")), read(&vm.join("command.log")))
+            (read(&vm.join("var/log/herd-setup.log")), read(&vm.join("var/log/herd-command.log")))
         })
         .collect()
 }
