@@ -18,8 +18,8 @@ mod catalog;
 mod env;
 mod fleet;
 mod gcp;
-mod ssh;
 mod report;
+mod ssh;
 mod sweep;
 
 struct Args {

@@ -396,7 +396,10 @@ fn outputs(h: &Herd, ids: &[String]) -> Vec<(String, String)> {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            (read(&vm.join("var/log/herd-setup.log")), read(&vm.join("var/log/herd-command.log")))
+            (
+                read(&vm.join("var/log/herd-setup.log")),
+                read(&vm.join("var/log/herd-command.log")),
+            )
         })
         .collect()
 }
