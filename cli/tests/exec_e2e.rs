@@ -21,7 +21,7 @@ const HERD: &str = env!("CARGO_BIN_EXE_herd");
 fn sandbox(endpoint: &str) -> Herd {
     Herd::new(HERD)
         .aws(endpoint, "us-east-1")
-        .env("HERD_AWS_SSH_USER", current_user())
+        .env("HERD_AWS_SSH_USER", herd_guest::ssh::testing::current_user().unwrap())
 }
 
 /// Where herd keeps the owner key and the launches' host keys in the sandbox.
@@ -47,11 +47,6 @@ fn launch_host_key(keys: &Path) -> HostKeyPair {
         .collect();
     assert_eq!(files.len(), 1, "one launch, one host key: {files:?}");
     HostKeyPair::from_private_openssh(&std::fs::read_to_string(&files[0]).unwrap()).unwrap()
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -179,7 +174,7 @@ fn a_sweep_runs_cells_on_aws_over_ssh_beside_the_simulator() {
     let moto = moto();
     let mut sb = Herd::with_config(HERD, "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n")
         .aws(&moto.endpoint(), "us-east-1")
-        .env("HERD_AWS_SSH_USER", current_user());
+        .env("HERD_AWS_SSH_USER", herd_guest::ssh::testing::current_user().unwrap());
     // The owner key comes with the first launch; the "VM" admits it.
     sb.ok(&[
         "launch",

@@ -86,11 +86,6 @@ fn no_credentials_is_a_clear_error_before_any_call() {
     assert!(r.stderr.contains("e2-micro"), "suggested: {}", r.stderr);
 }
 
-fn current_user() -> String {
-    let out = std::process::Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// exec, ssh and a sweep cell on "GCE": the fake is the control plane and every
 /// instance's address goes (test builds only) to a real sshd on 127.0.0.1 serving the
 /// launches' host key and admitting the owner's key the `ssh-keys` metadata carries.
@@ -108,7 +103,7 @@ async fn exec_ssh_and_a_sweep_cell_over_ssh_on_the_fake() {
             .env("HERD_GCP_REGION", "us-central1")
             .env("HERD_GCP_API_BASE", &uri)
             .env("GOOGLE_OAUTH_ACCESS_TOKEN", "test-token")
-            .env("HERD_GCP_SSH_USER", current_user());
+            .env("HERD_GCP_SSH_USER", herd_guest::ssh::testing::current_user().unwrap());
         let host_file = h.write("host-key", host.private_openssh());
         h.set_env("HERD_GCP_TEST_HOST_KEY", host_file.as_os_str());
         let launched = h.json(&[

@@ -76,7 +76,7 @@ impl Fixture for AwsMoto {
             .regions(["us-east-1"])
             .endpoint(proxy.endpoint())
             .attempt_timeout(Duration::from_secs(30))
-            .ssh_user(current_user());
+            .ssh_user(herd_guest::ssh::testing::current_user().unwrap());
         Ok(Arc::new(
             AwsProvider::builder(cfg)
                 .static_credentials("testing", "testing")
@@ -113,11 +113,6 @@ impl Fixture for AwsMoto {
         // moto's instances run at once; the state-order case steps by 1/40 of this.
         Duration::from_secs(4)
     }
-}
-
-fn current_user() -> String {
-    let out = std::process::Command::new("id").arg("-un").output().expect("id");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 herd_conformance::conformance!(AwsMoto::new());

@@ -41,7 +41,7 @@ fn provider(s: &Servers, owner: &str, keys: &std::path::Path, timeout: Duration)
         .region(REGION)
         .api_base(s.proxy.endpoint())
         .attempt_timeout(timeout)
-        .ssh_user(current_user());
+        .ssh_user(herd_guest::ssh::testing::current_user().unwrap());
     Arc::new(
         GcpProvider::builder(cfg)
             .tokens(Arc::new(StaticToken(Token::new("test-token"))))
@@ -205,9 +205,4 @@ async fn every_fault_case_ends_with_n_or_a_clear_error_and_nothing_running() {
         );
     }
     assert!(failed.is_empty(), "{failed:#?}");
-}
-
-fn current_user() -> String {
-    let out = std::process::Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

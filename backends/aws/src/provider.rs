@@ -337,7 +337,6 @@ impl AwsProvider {
 
     /// The instance `id` as EC2 describes it now, if it is this owner's.
     async fn instance(&self, id: &str) -> Result<Instance> {
-        let owner = tags::sanitize_value(&self.config().owner);
         let found = self.describe_anywhere(&[id.to_string()]).await?;
         let now = self.clock.now();
         let inst = found
@@ -348,12 +347,8 @@ impl AwsProvider {
                 Error::new(ErrorKind::NotFound, format!("no instance {id} in the searched regions"))
                     .with_hint("check the id with `herd ls`")
             })?;
-        if inst.tag(tags::OWNER) != Some(owner.as_str()) {
-            return Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!("instance {id} is not {owner}'s: herd runs commands only on its owner's instances"),
-            ));
-        }
+        // Core's owner check, on the tags this answer carries.
+        check_owned("instance", &self.config().owner, [(id, &inst.tags)])?;
         Ok(inst)
     }
 

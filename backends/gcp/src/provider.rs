@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herd_core::plumbing::lookup::{launch_once, Start};
-use herd_core::plumbing::{in_order, PartialLaunches};
+use herd_core::plumbing::{check_owned, in_order, PartialLaunches};
 use herd_core::{
     tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
     Instance, LaunchRequest, Leftover, ListRequest, Login, OutputSink, Provider, ProviderInfo, ReapResult, Result,
@@ -136,13 +136,8 @@ impl GcpProvider {
             .into_iter()
             .find(|i| i.id == id)
             .ok_or_else(|| Error::not_found(format!("no instance {id} on GCP")).with_hint("`herd ls` lists yours"))?;
-        let owner = tags::sanitize_value(&self.cfg.owner);
-        if inst.tag(tags::OWNER) != Some(owner.as_str()) {
-            return Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!("instance {id} is not {owner}'s: herd runs commands only on its owner's instances"),
-            ));
-        }
+        // Core's owner check, on the tags this answer carries.
+        check_owned("instance", &self.cfg.owner, [(id, &inst.tags)])?;
         Ok(inst)
     }
 

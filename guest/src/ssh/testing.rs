@@ -52,7 +52,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     o.open(path)?.write_all(text.as_bytes())
 }
 
-fn current_user() -> Result<String, String> {
+/// The user running the tests, whom [`Sshd`] admits (and a backend under test logs in as).
+pub fn current_user() -> Result<String, String> {
     let out = Command::new("id")
         .arg("-un")
         .output()
