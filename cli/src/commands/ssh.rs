@@ -163,7 +163,7 @@ fn quote(s: &str) -> String {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
         s.to_string()
     } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+        herd_guest::ssh::shell_quote(s)
     }
 }
 
