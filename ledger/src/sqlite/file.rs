@@ -111,7 +111,10 @@ fn temp_name(path: &Path) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    path.with_file_name(format!(".{name}.new-{}-{nanos}", std::process::id()))
+    // Threads of one process share the pid and may share the instant: a counter too.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.new-{}-{nanos}-{seq}", std::process::id()))
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
