@@ -140,6 +140,7 @@ impl Sshd {
             keys.push('\n');
         }
         std::fs::write(dir.join("authorized_keys"), keys).map_err(|e| io("write authorized_keys", e))?;
+        std::fs::create_dir_all(dir.join("home")).map_err(|e| io("create the sessions' home", e))?;
         Ok(s)
     }
 
@@ -277,6 +278,11 @@ impl Sshd {
     }
 }
 
+/// The daemon's settings. `SetEnv HOME` gives every session a scratch home, as a fresh
+/// cloud VM's login has: without it the shell sshd starts reads the tester's own
+/// `~/.bashrc` even for a non-interactive command (Debian's bash does, when run by
+/// sshd), and a machine whose rc files start pyenv or conda pays for that on every
+/// command, hiding herd's own cost and changing the PATH a remote command sees.
 fn config(dir: &Path, port: u16) -> String {
     let d = dir.display();
     format!(
@@ -296,6 +302,7 @@ MaxSessions 1000
 MaxAuthTries 6
 LoginGraceTime 30
 LogLevel ERROR
+SetEnv HOME={d}/home
 "
     )
 }
