@@ -170,26 +170,14 @@ impl Gce {
         let mut out = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         let mut token: Option<String> = None;
+        let mut unreachable: Vec<String> = Vec::new();
         loop {
             let mut q = query.to_vec();
             if let Some(t) = &token {
                 q.push(("pageToken", t.clone()));
             }
             let page = self.get(path, &q, what).await?;
-            match page.get("items") {
-                Some(Value::Array(items)) => out.extend(items.iter().cloned()),
-                Some(Value::Object(scopes)) => {
-                    for (scope, v) in scopes {
-                        for mut i in v.get(key).and_then(Value::as_array).cloned().unwrap_or_default() {
-                            if let Value::Object(m) = &mut i {
-                                m.entry("zone").or_insert_with(|| Value::String(scope.clone()));
-                            }
-                            out.push(i);
-                        }
-                    }
-                }
-                _ => {}
-            }
+            read_page(&page, key, what, &mut out, &mut unreachable)?;
             match page.get("nextPageToken").and_then(Value::as_str) {
                 Some(t) if !t.is_empty() => {
                     if seen.iter().any(|s| s == t) {
@@ -201,10 +189,75 @@ impl Gce {
                     seen.push(t.to_string());
                     token = Some(t.to_string());
                 }
-                _ => return Ok(out),
+                _ if unreachable.is_empty() => return Ok(out),
+                _ => return Err(partial(what, &unreachable)),
             }
         }
     }
+}
+
+/// Adds one page's items to `out` and the scopes it could not read to `unreachable`.
+/// A list page's `items` is an array; an aggregated page's is a map of scopes, each
+/// holding `key` or a `warning` (`NO_RESULTS_ON_PAGE` for an empty zone). Anything
+/// else is a malformed answer, never an empty one.
+fn read_page(page: &Value, key: &str, what: &str, out: &mut Vec<Value>, unreachable: &mut Vec<String>) -> Result<()> {
+    let malformed = |m: String| Error::unexpected(format!("{what}: Compute Engine sent a malformed page ({m})"));
+    if warning_code(page) == Some("UNREACHABLE") {
+        unreachable.push("(the whole list)".to_string());
+    }
+    match page.get("unreachables") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(u)) => unreachable.extend(u.iter().map(|s| s.as_str().unwrap_or("?").to_string())),
+        Some(_) => return Err(malformed("`unreachables` is not a list".into())),
+    }
+    match page.get("items") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => out.extend(items.iter().cloned()),
+        Some(Value::Object(scopes)) => {
+            for (scope, v) in scopes {
+                if warning_code(v) == Some("UNREACHABLE") {
+                    unreachable.push(scope.clone());
+                }
+                match v.get(key) {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(items)) => {
+                        for i in items {
+                            let mut i = i.clone();
+                            if let Value::Object(m) = &mut i {
+                                m.entry("zone").or_insert_with(|| Value::String(scope.clone()));
+                            }
+                            out.push(i);
+                        }
+                    }
+                    Some(_) => return Err(malformed(format!("`{scope}.{key}` is not a list"))),
+                }
+            }
+        }
+        Some(_) => return Err(malformed("`items` is neither a list nor a map of scopes".into())),
+    }
+    Ok(())
+}
+
+fn warning_code(v: &Value) -> Option<&str> {
+    v.pointer("/warning/code").and_then(Value::as_str)
+}
+
+/// A list missing some zones is not the list: `herd down --all` or `reap` acting on
+/// it would leave the unreachable zones' VMs running unseen, so it is an error that
+/// names them (temporary: a zone is usually back within minutes).
+fn partial(what: &str, scopes: &[String]) -> Error {
+    let mut s = scopes.to_vec();
+    s.sort();
+    s.dedup();
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "{what}: Compute Engine could not reach {}; herd will not act on a list missing them",
+            s.join(", ")
+        ),
+    )
+    .temporary(true)
+    .with_hint("try again in a few minutes; https://status.cloud.google.com shows zone outages")
 }
 
 fn transport(e: reqwest::Error, what: &str) -> Error {
@@ -228,5 +281,31 @@ mod tests {
         assert_eq!(encode("labels.herd-owner=ann"), "labels.herd-owner%3Dann");
         assert_eq!(last_segment("https://x/zones/us-central1-a"), "us-central1-a");
         assert_eq!(region_of_zone("us-central1-a"), "us-central1");
+    }
+
+    fn read(page: Value) -> Result<(Vec<Value>, Vec<String>)> {
+        let (mut out, mut gone) = (Vec::new(), Vec::new());
+        read_page(&page, "instances", "instances.aggregatedList", &mut out, &mut gone)?;
+        Ok((out, gone))
+    }
+
+    #[test]
+    fn pages_name_what_they_could_not_reach_and_refuse_malformed_items() {
+        let (out, gone) = read(serde_json::json!({"items": {
+            "zones/a": {"instances": [{"name": "x"}]},
+            "zones/b": {"warning": {"code": "NO_RESULTS_ON_PAGE"}},
+            "zones/c": {"warning": {"code": "UNREACHABLE"}},
+        }}))
+        .unwrap();
+        assert_eq!((out.len(), out[0]["zone"].as_str()), (1, Some("zones/a")));
+        assert_eq!(gone, ["zones/c"]);
+        let (_, gone) = read(serde_json::json!({"unreachables": ["zones/d"]})).unwrap();
+        assert_eq!(gone, ["zones/d"]);
+        assert!(read(serde_json::json!({"items": "nope"})).is_err());
+        assert!(read(serde_json::json!({"items": {"zones/a": {"instances": {}}}})).is_err());
+        assert!(read(serde_json::json!({})).unwrap().0.is_empty());
+        let e = partial("instances.aggregatedList", &["zones/c".into(), "zones/c".into()]);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains("could not reach zones/c;"), "{e}");
     }
 }

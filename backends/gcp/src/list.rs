@@ -92,7 +92,7 @@ pub async fn aggregated(gce: &Gce, filter: &str, page: u32) -> Result<Vec<Instan
     let items = gce
         .pages("aggregated/instances", &q, "instances", "instances.aggregatedList")
         .await?;
-    Ok(items.iter().filter_map(instance).collect())
+    read_all(&items, "instances.aggregatedList")
 }
 
 /// The VMs of one zone matching `filter`, unchecked.
@@ -101,7 +101,23 @@ pub async fn zone(gce: &Gce, zone: &str, filter: &str) -> Result<Vec<Instance>> 
     let items = gce
         .pages(&format!("zones/{zone}/instances"), &q, "instances", "instances.list")
         .await?;
-    Ok(items.iter().filter_map(instance).collect())
+    read_all(&items, "instances.list")
+}
+
+/// Every item as an [`Instance`]; one without a name or zone is a malformed answer,
+/// not a VM to skip (skipping it would hide a VM that still bills).
+fn read_all(items: &[Value], what: &str) -> Result<Vec<Instance>> {
+    items
+        .iter()
+        .map(|v| {
+            instance(v).ok_or_else(|| {
+                herd_core::Error::unexpected(format!(
+                    "{what}: Compute Engine sent a VM without a name or zone: {:.200}",
+                    v.to_string()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// herd's VMs for `req`: asked for by label, then each checked by core's rule.

@@ -301,3 +301,54 @@ async fn reap_finds_unused_disks_addresses_and_firewalls() {
     assert!(e.provider.leftovers(Some("tester")).await.unwrap().is_empty());
     assert_eq!(e.fake.disks().len(), 1, "only the foreign disk is left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_missing_an_unreachable_zone_is_an_error_naming_it() {
+    let e = env(Faults::default()).await;
+    let l = launcher(e.provider.clone());
+    let r = l.launch(spec(1)).await.unwrap();
+    e.fake.plant(
+        "instance",
+        "us-central1-b",
+        "herd-other-0000",
+        serde_json::json!({"labels": {"herd-owner": "tester", "herd-launch": "l-other"}}),
+    );
+    let all = e.provider.list(&l.mine()).await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+
+    e.fake.set_faults(Faults {
+        unreachable: vec!["us-central1-b".into()],
+        ..Faults::default()
+    });
+    let err = e.provider.list(&l.mine()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.is_temporary());
+    assert!(err.to_string().contains("zones/us-central1-b"), "{err}");
+    // Terminating "everything of mine" must not act on the partial list either.
+    let impatient = Launcher::builder(e.provider.clone())
+        .guardrails(herd_core::Guardrails {
+            owner: "tester".into(),
+            ..Default::default()
+        })
+        .retry(RetryPolicy {
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+            patience: Duration::from_millis(300),
+            ..RetryPolicy::default()
+        })
+        .build();
+    let down = impatient.terminate_tagged(&l.mine().tags).await;
+    assert!(down.is_err(), "{down:?}");
+    assert!(e.fake.requests("compute.instances.delete").is_empty());
+
+    e.fake.set_faults(Faults::default());
+    let ids: Vec<_> = e
+        .provider
+        .list(&l.mine())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert!(ids.contains(&r.instances[0].id));
+}

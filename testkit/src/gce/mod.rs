@@ -45,6 +45,10 @@ pub struct Faults {
     pub lost_after_effect: Vec<(String, u32)>,
     /// Time the fake takes to answer any call (the benchmark's "fake's own time").
     pub latency: Duration,
+    /// Zones an aggregated list cannot reach: their VMs are left out, the scope carries
+    /// GCE's `UNREACHABLE` warning and the page's `unreachables` names it, as a
+    /// `returnPartialSuccess` answer does during a zone outage.
+    pub unreachable: Vec<String>,
 }
 
 impl Default for Faults {
@@ -60,6 +64,7 @@ impl Default for Faults {
             unavailable: Vec::new(),
             lost_after_effect: Vec::new(),
             latency: Duration::ZERO,
+            unreachable: Vec::new(),
         }
     }
 }
@@ -372,6 +377,7 @@ impl Handler {
         let chunk: Vec<Value> = hits.get(start..end).unwrap_or(&[]).to_vec();
         let mut out = match aggregated_key {
             Some(key) => {
+                let gone = self.faults.lock().unwrap().unreachable.clone();
                 let mut by: Map<String, Value> = Map::new();
                 for v in chunk {
                     let scope = v
@@ -383,6 +389,9 @@ impl Handler {
                             format!("{}/{}", parts.get(1).unwrap_or(&"zones"), parts[0])
                         })
                         .unwrap_or_default();
+                    if gone.iter().any(|z| scope == format!("zones/{z}")) {
+                        continue;
+                    }
                     by.entry(scope)
                         .or_insert_with(|| json!({ key: [] }))
                         .get_mut(key)
@@ -390,7 +399,21 @@ impl Handler {
                         .expect("an array")
                         .push(v);
                 }
-                json!({ "kind": "compute#aggregatedList", "items": by })
+                for z in &gone {
+                    by.insert(
+                        format!("zones/{z}"),
+                        json!({ "warning": {
+                            "code": "UNREACHABLE",
+                            "message": format!("There was a problem fetching results from zone '{z}'"),
+                            "data": [{ "key": "scope", "value": format!("zones/{z}") }],
+                        }}),
+                    );
+                }
+                let mut v = json!({ "kind": "compute#aggregatedList", "items": by });
+                if !gone.is_empty() {
+                    v["unreachables"] = json!(gone.iter().map(|z| format!("zones/{z}")).collect::<Vec<_>>());
+                }
+                v
             }
             None => json!({ "kind": "compute#list", "items": chunk }),
         };
