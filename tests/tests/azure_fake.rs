@@ -46,7 +46,8 @@ fn provider(s: &Servers, owner: &str, keys: &std::path::Path, timeout: Duration)
         .region(REGION)
         .api_base(s.proxy.endpoint())
         .zones(ZONES.iter().map(|z| z.to_string()).collect())
-        .max_poll(Duration::from_millis(20));
+        .max_poll(Duration::from_millis(20))
+        .ssh_user(herd_guest::ssh::testing::current_user().unwrap());
     cfg.attempt_timeout = timeout;
     Arc::new(AzureProvider::builder(cfg).token("test-token").env(no_env).build())
 }
@@ -54,6 +55,7 @@ fn provider(s: &Servers, owner: &str, keys: &std::path::Path, timeout: Duration)
 struct AzureFake {
     servers: OnceCell<Servers>,
     keys: tempfile::TempDir,
+    sshd: OnceCell<()>,
 }
 
 impl AzureFake {
@@ -61,6 +63,7 @@ impl AzureFake {
         AzureFake {
             servers: OnceCell::new(),
             keys: tempfile::tempdir().expect("a temp dir"),
+            sshd: OnceCell::new(),
         }
     }
 }
@@ -86,6 +89,14 @@ impl Fixture for AzureFake {
                 Fault::fail_after(500, "InternalServerError")
             }
         }));
+        // The exec cases reach a real sshd that takes on each launch's host key.
+        let keys = self.keys.path().to_path_buf();
+        self.sshd
+            .get_or_try_init(|| async move {
+                herd_conformance::sshd::follow_launches(keys, "conformance", herd_azure::TEST_ADDRESS_MAP_ENV)
+                    .map_err(anyhow::Error::msg)
+            })
+            .await?;
         Ok(provider(s, "conformance", self.keys.path(), Duration::from_secs(30)))
     }
 

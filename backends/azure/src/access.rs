@@ -202,6 +202,30 @@ pub async fn ensure(
     ))
 }
 
+/// The public address of VM `vm` in `rg` (the IP its PUT made inline), if it has one yet.
+pub async fn public_ip(arm: &Arm, rg: &str, vm: &str) -> Result<Option<String>> {
+    let name = crate::launch::ip_name(vm);
+    let what = format!("publicIPAddresses.get of {rg}/{name}");
+    match arm
+        .network
+        .public_ip_addresses_client()
+        .get(rg, &name, &arm.subscription)
+        .await
+    {
+        Ok(ip) => Ok(crate::client::json(&ip)
+            .pointer("/properties/ipAddress")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)),
+        Err(e) => {
+            let e = herd_error(e, &what);
+            if e.kind() == herd_core::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

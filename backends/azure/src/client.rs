@@ -277,17 +277,44 @@ impl Arm {
 
     /// A GET of a URL ARM handed out (an operation's status): status, headers and body.
     pub async fn get_url(&self, url: &str, what: &str) -> Result<(u16, Headers, Value)> {
-        use azure_core::HttpClient;
         let u = azure_core::Url::parse(url)
             .map_err(|e| Error::unexpected(format!("{what}: ARM sent an operation URL that is not one: {e}")))?;
+        self.send(u, azure_core::Method::Get, None, what).await
+    }
+
+    /// A POST of `body` to `path` (from `/subscriptions/...`) at `api_version`, for the
+    /// APIs the 0.21 SDK does not cover (`Microsoft.ComputeSchedule`). The answer's body
+    /// must be JSON: anything else is a malformed answer.
+    pub async fn post(&self, path: &str, api_version: &str, body: &Value, what: &str) -> Result<Value> {
+        let url = format!("{}{path}?api-version={api_version}", self.base);
+        let u = azure_core::Url::parse(&url).map_err(|e| Error::unexpected(format!("{what}: `{url}`: {e}")))?;
+        let (_, _, v) = self.send(u, azure_core::Method::Post, Some(body), what).await?;
+        if v.is_null() {
+            return Err(Error::unexpected(format!("{what}: ARM's answer has no JSON body")).temporary(true));
+        }
+        Ok(v)
+    }
+
+    async fn send(
+        &self,
+        u: azure_core::Url,
+        method: azure_core::Method,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<(u16, Headers, Value)> {
+        use azure_core::HttpClient;
         let token = self
             .credential
             .get_token(&[&self.scope])
             .await
             .map_err(|e| herd_error(e, what))?;
-        let mut req = azure_core::Request::new(u, azure_core::Method::Get);
+        let mut req = azure_core::Request::new(u, method);
         req.insert_header("authorization", format!("Bearer {}", token.token.secret()));
         req.insert_header("accept", "application/json");
+        if let Some(b) = body {
+            req.insert_header("content-type", "application/json");
+            req.set_body(serde_json::to_vec(b).expect("JSON"));
+        }
         let r = self
             .transport
             .execute_request(&req)

@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer};
 
 /// Azure Resource Manager's public endpoint (the SDK's `AZURE_PUBLIC_CLOUD`).
 pub const DEFAULT_API_BASE: &str = "https://management.azure.com";
+/// The VM's admin user (`osProfile.adminUsername`), whom the owner's key admits.
+pub const ADMIN_USER: &str = "herd";
 /// The region used when nothing names one.
 pub const FALLBACK_REGION: &str = "eastus";
 
@@ -42,6 +44,8 @@ pub struct AzureSection {
     pub image_arm64: Option<String>,
     /// Where per-owner keys live; unset: `keys` in herd's data directory.
     pub key_dir: Option<PathBuf>,
+    /// The user `herd exec`/`ssh` log in as; unset: `herd` (the VM's admin user).
+    pub ssh_user: Option<String>,
 }
 
 impl AzureSection {
@@ -57,6 +61,7 @@ impl AzureSection {
         ("HERD_AZURE_IMAGE_X86_64", "image_x86_64"),
         ("HERD_AZURE_IMAGE_ARM64", "image_arm64"),
         ("HERD_AZURE_KEY_DIR", "key_dir"),
+        ("HERD_AZURE_SSH_USER", "ssh_user"),
     ];
     pub const PATHS: &'static [&'static str] = &["key_dir"];
     pub const HOW_TO_CONFIGURE: &'static str = "configure Azure first: run `az login` (and `az account set --subscription ID`), \
@@ -75,6 +80,9 @@ impl AzureSection {
         c.ssh_cidr = self.ssh_cidr;
         c.image_x86_64 = self.image_x86_64;
         c.image_arm64 = self.image_arm64;
+        if let Some(u) = self.ssh_user {
+            c.ssh_user = u;
+        }
         c
     }
 
@@ -128,6 +136,8 @@ pub struct AzureConfig {
     pub image_arm64: Option<String>,
     pub key_dir: PathBuf,
     pub owner: String,
+    /// Who `herd exec` and `herd ssh` log in as.
+    pub ssh_user: String,
     /// Longest wait for one HTTP attempt before it is a (temporary) `Timeout`.
     pub attempt_timeout: Duration,
     /// Longest wait for one long-running operation (a VM's creation, a deletion).
@@ -156,6 +166,7 @@ impl AzureConfig {
             image_arm64: None,
             key_dir: key_dir.into(),
             owner: owner.into(),
+            ssh_user: ADMIN_USER.into(),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             operation_budget: DEFAULT_OPERATION_BUDGET,
             max_poll: Duration::from_secs(15),
@@ -175,6 +186,10 @@ impl AzureConfig {
     }
     pub fn ssh_cidr(mut self, c: impl Into<String>) -> Self {
         self.ssh_cidr = Some(c.into());
+        self
+    }
+    pub fn ssh_user(mut self, u: impl Into<String>) -> Self {
+        self.ssh_user = u.into();
         self
     }
     pub fn zones(mut self, z: Vec<String>) -> Self {

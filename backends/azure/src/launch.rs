@@ -54,6 +54,11 @@ pub fn vm_name(token: &str, i: u32) -> String {
     format!("{base}{suffix}")
 }
 
+/// The public IP a VM's PUT creates for it inline (deleted with the VM).
+pub fn ip_name(vm: &str) -> String {
+    format!("{vm}-ip")
+}
+
 /// Everything one launch's PUTs share.
 #[derive(Debug)]
 pub struct Plan<'a> {
@@ -95,12 +100,12 @@ pub fn vm_body(p: &Plan<'_>, name: &str, zone: Option<&str>) -> Value {
             },
             "osProfile": {
                 "computerName": name,
-                "adminUsername": "herd",
+                "adminUsername": crate::config::ADMIN_USER,
                 "customData": p.custom_data,
                 "linuxConfiguration": {
                     "disablePasswordAuthentication": true,
                     "ssh": { "publicKeys": [{
-                        "path": "/home/herd/.ssh/authorized_keys",
+                        "path": format!("/home/{}/.ssh/authorized_keys", crate::config::ADMIN_USER),
                         "keyData": p.ssh_key.trim(),
                     }]},
                 },
@@ -118,7 +123,7 @@ pub fn vm_body(p: &Plan<'_>, name: &str, zone: Option<&str>) -> Value {
                                 "primary": true,
                                 "subnet": { "id": p.subnet_id },
                                 "publicIPAddressConfiguration": {
-                                    "name": format!("{name}-ip"),
+                                    "name": ip_name(name),
                                     "sku": { "name": "Standard", "tier": "Regional" },
                                     "properties": {
                                         "deleteOption": "Delete",

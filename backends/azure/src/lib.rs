@@ -15,13 +15,17 @@ pub mod launch;
 pub mod list;
 mod provider;
 pub mod reap;
+pub mod schedule;
+pub mod skus;
 pub mod terminate;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 pub use auth::StaticToken;
 pub use config::{AzureConfig, AzureSection};
-pub use provider::{capabilities, AzureProvider, AzureProviderBuilder, COMPUTE_API_VERSION};
+pub use provider::{
+    capabilities, AzureProvider, AzureProviderBuilder, COMPUTE_API_VERSION, TEST_ADDRESS_MAP_ENV, TEST_HOST_KEY_ENV,
+};
 
 use herd_core::{Catalog, Cloud};
 

@@ -7,19 +7,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herd_core::plumbing::lookup::{classify, launch_once, Existing, Start};
-use herd_core::plumbing::{in_order, PartialLaunches};
+use herd_core::plumbing::{check_owned, in_order, PartialLaunches};
 use herd_core::{
-    tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, Instance, LaunchRequest,
-    Leftover, ListRequest, Provider, ProviderInfo, ReapResult, Result, TagLimits, TerminateResult,
+    tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
+    Instance, LaunchRequest, Leftover, ListRequest, Login, OutputSink, Provider, ProviderInfo, ReapResult, Result,
+    SshLogin, TagLimits, TerminateResult,
 };
 use herd_guest::boot::Boot;
 use herd_guest::expiry::{azure_metadata_headers, DeleteRequest, Expiry, MetadataValue, TokenSource as GuestToken};
+use herd_guest::ssh::remote::{self, Sessions};
+use herd_guest::ssh::{ClientKey, HostKeyStore};
 use tokio::sync::OnceCell;
 
 use crate::client::{Arm, Transport};
 use crate::config::AzureConfig;
 use crate::launch::{vm_name, Plan};
-use crate::{access, images, launch, list, reap, terminate};
+use crate::{access, images, launch, list, reap, schedule, skus, terminate};
 
 /// What the Azure backend declares it can do.
 pub fn capabilities(catalog: &Catalog) -> Capabilities {
@@ -43,8 +46,14 @@ pub fn capabilities(catalog: &Catalog) -> Capabilities {
     // (https://learn.microsoft.com/en-us/azure/virtual-machines/spot-vms#eviction-policy).
     c.spot_notice = Duration::from_secs(30);
     c.tag_limits = TagLimits::AZURE.with_backend_tags(&[tags::REQUEST, tags::SPEC]);
+    // Over SSH (herd-guest's transport), with the host key the boot script installs.
+    c.exec = true;
     c
 }
+
+/// The environment variables tests redirect SSH with (`test-support` builds only).
+pub const TEST_ADDRESS_MAP_ENV: &str = "HERD_AZURE_TEST_ADDRESS_MAP";
+pub const TEST_HOST_KEY_ENV: &str = "HERD_AZURE_TEST_HOST_KEY";
 
 /// The compute API version the watchdog's DELETE uses (the SDK package's).
 pub const COMPUTE_API_VERSION: &str = "2024-07-01";
@@ -68,6 +77,11 @@ pub struct AzureProvider {
     /// retry sends only the other PUTs, without a lookup first (a VM whose answer was lost
     /// is PUT again under its name, which converges on it).
     progress: Mutex<std::collections::HashMap<String, Vec<Instance>>>,
+    /// The last launch's scheduled deletes, and whether stderr was told they are missing.
+    deadline_layers: Mutex<schedule::Outcome>,
+    warned: std::sync::atomic::AtomicBool,
+    /// Open SSH sessions, one per instance, for the process.
+    sessions: Sessions,
 }
 
 #[derive(Debug)]
@@ -111,6 +125,9 @@ impl AzureProviderBuilder {
             ended: Mutex::new(Default::default()),
             ready: Mutex::new(Default::default()),
             progress: Mutex::new(Default::default()),
+            deadline_layers: Mutex::new(schedule::Outcome::All),
+            warned: Default::default(),
+            sessions: Sessions::default(),
         }
     }
 }
@@ -127,6 +144,29 @@ impl AzureProvider {
 
     pub fn config(&self) -> &AzureConfig {
         &self.cfg
+    }
+
+    /// Each launch's SSH host key, beside the owner's key.
+    pub fn host_keys(&self) -> HostKeyStore {
+        HostKeyStore::under(&self.cfg.key_dir)
+    }
+
+    /// The running VM `id` as ARM lists it now, if it is this owner's, with its public
+    /// address (a separate resource on Azure, read only here).
+    async fn mine(&self, id: &str) -> Result<Instance> {
+        let req = ListRequest::new().ids([id.to_string()]);
+        let mut inst =
+            self.list(&req).await?.into_iter().find(|i| i.id == id).ok_or_else(|| {
+                Error::not_found(format!("no instance {id} on Azure")).with_hint("`herd ls` lists yours")
+            })?;
+        check_owned("instance", &self.cfg.owner, [(id, &inst.tags)])?;
+        let group = list::group_of(&inst)
+            .ok_or_else(|| Error::unexpected(format!("ARM listed VM {id} without its resource group")))?
+            .to_string();
+        if let Some(ip) = access::public_ip(self.arm().await?, &group, id).await? {
+            inst.addresses.push(ip);
+        }
+        Ok(inst)
     }
 
     /// Zones that had no capacity during the last launch.
@@ -211,6 +251,57 @@ impl AzureProvider {
         Ok(Expiry::Delete(d))
     }
 
+    /// Azure's own deadline for `vms` ([`schedule`]): where the subscription lacks the
+    /// service, or it refuses a VM, the guest watchdog alone holds the deadline, and
+    /// stderr says so once per process.
+    async fn schedule_deletes(&self, arm: &Arm, req: &LaunchRequest, group: &str, vms: &[Instance]) {
+        if vms.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = vms
+            .iter()
+            .map(|i| schedule::vm_id(&arm.subscription, group, &i.id))
+            .collect();
+        let outcome = match schedule::submit_delete(
+            arm,
+            &req.region,
+            req.deadline,
+            &ids,
+            req.launch_id.as_str(),
+            schedule::PATIENCE,
+        )
+        .await
+        {
+            Ok(o) => o,
+            // Refused (a permission, a malformed answer) or still failing after the
+            // schedule's own patience: the VMs stand, and the guest layer holds.
+            Err(e) => schedule::Outcome::Unavailable(e.message().to_string()),
+        };
+        let warning = match &outcome {
+            schedule::Outcome::All => None,
+            schedule::Outcome::Unavailable(why) => Some(format!(
+                "Azure's scheduled deletes (Microsoft.ComputeSchedule) are not available here ({why}); \
+                 only the VM's own watchdog ends it at its deadline (`herd down` and `herd reap` still do); \
+                 `az provider register --namespace Microsoft.ComputeSchedule` adds the cloud's layer"
+            )),
+            schedule::Outcome::Refused(which) => Some(format!(
+                "Azure did not schedule the deletion of {}; their own watchdog still ends them at the deadline",
+                which.join(", ")
+            )),
+        };
+        *self.deadline_layers.lock().expect("layers") = outcome;
+        if let Some(w) = warning {
+            if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
+
+    /// How the last launch's deadline is held by Azure itself ([`schedule::Outcome`]).
+    pub fn scheduled_deletes(&self) -> schedule::Outcome {
+        self.deadline_layers.lock().expect("layers").clone()
+    }
+
     async fn ssh_cidr(&self) -> Result<String> {
         if let Some(c) = &self.cfg.ssh_cidr {
             access::check_cidr(c)?;
@@ -258,6 +349,9 @@ impl Provider for AzureProvider {
         let (image, cluster, group) = self.check(req)?;
         let zones = self.zones(&req.region)?;
         let ssh_key = herd_guest::key::local_key(&self.cfg.key_dir, &self.cfg.owner)?;
+        let store = self.host_keys();
+        remote::test_host_key(&store, req.launch_id.as_str(), TEST_HOST_KEY_ENV)?;
+        let host_key = store.for_launch(req.launch_id.as_str())?;
         let expiry = self.expiry()?;
         let script = Boot {
             deadline: req.deadline,
@@ -265,8 +359,13 @@ impl Provider for AzureProvider {
             expiry: &expiry,
             setup: req.setup.as_deref(),
             command: req.command.as_deref(),
-            host_key: None,
-            login: None,
+            host_key: Some(&host_key),
+            // The owner's key also admits the admin user (`osProfile`); the login here
+            // covers another configured user.
+            login: Some(herd_guest::boot::Login {
+                user: &self.cfg.ssh_user,
+                public_key: &ssh_key,
+            }),
         }
         .script();
         let custom_data = base64(&script);
@@ -330,6 +429,11 @@ impl Provider for AzureProvider {
                     match launch::in_some_zone(arm, &plan, &missing, zones, budget, &self.misses, &kept).await {
                         Ok(v) => v,
                         Err(e) => {
+                            let e = if e.context_value("azure_next") == Some("region") {
+                                skus::with_other_regions(arm, &self.catalog, &req.instance_type, &req.region, e).await
+                            } else {
+                                e
+                            };
                             if e.kind() == ErrorKind::NotFound {
                                 // The group went meanwhile (deleted elsewhere): made anew next time.
                                 self.ready.lock().expect("ready").remove(&key);
@@ -354,6 +458,7 @@ impl Provider for AzureProvider {
                     };
                 let mut got: Vec<Instance> = have.lock().expect("have").clone();
                 got.extend(made_now);
+                self.schedule_deletes(arm, req, group, &got).await;
                 Ok(got)
             }
         };
@@ -389,6 +494,41 @@ impl Provider for AzureProvider {
             }
         }
         Ok(out)
+    }
+
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
+        self.exec_streaming(id, req, &mut |_, _| {}).await
+    }
+
+    async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
+        let inst = self.mine(id).await?;
+        let addr = match remote::address(&inst, TEST_ADDRESS_MAP_ENV) {
+            Ok(a) => a,
+            Err(e) => {
+                self.sessions.drop_session(id).await;
+                return Err(e);
+            }
+        };
+        let key = ClientKey::load(&herd_guest::key::private_key_path(&self.cfg.key_dir, &self.cfg.owner))?;
+        let session = self
+            .sessions
+            .get(&inst, addr, &self.cfg.ssh_user, &key, &self.host_keys())
+            .await?;
+        let r = remote::run(&session, req, sink).await;
+        if r.is_err() {
+            self.sessions.drop_session(id).await;
+        }
+        r
+    }
+
+    async fn login(&self, id: &str) -> Result<Login> {
+        let inst = self.mine(id).await?;
+        let pinned = remote::pinned_key(&inst, &self.host_keys())?;
+        let addr = remote::address(&inst, TEST_ADDRESS_MAP_ENV)?;
+        let identity = herd_guest::key::private_key_path(&self.cfg.key_dir, &self.cfg.owner);
+        Ok(Login::Ssh(
+            SshLogin::new(addr, &self.cfg.ssh_user, identity, pinned.to_openssh()).work_dir(remote::WORK_DIR),
+        ))
     }
 
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {

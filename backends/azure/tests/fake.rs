@@ -264,6 +264,58 @@ async fn sku_not_available_says_why_and_starts_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sku_not_available_names_the_next_region_that_offers_it() {
+    use herd_azure::testing::skus::sku;
+    let faults = Faults {
+        sku_not_available: vec![(REGION.into(), SIZE.into())],
+        skus: Some(vec![
+            sku(SIZE, "standardDSv3Family", REGION, &["1", "2"], 2, 8.0, "x64"),
+            sku(SIZE, "standardDSv3Family", "westeurope", &["1"], 2, 8.0, "x64"),
+            sku(SIZE, "standardDSv3Family", "westus2", &["1"], 2, 8.0, "x64"),
+            sku(
+                "Standard_E2s_v3",
+                "standardESv3Family",
+                "uksouth",
+                &["1"],
+                2,
+                16.0,
+                "x64",
+            ),
+        ]),
+        ..Faults::default()
+    };
+    let e = env_with(faults, &["1", "2"]).await;
+    let err = launcher(e.provider.clone()).launch(spec(1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InsufficientCapacity, "{err}");
+    let m = err.message();
+    assert!(m.contains("SkuNotAvailable"), "ARM's reason stays: {m}");
+    assert!(
+        m.contains("offered to this subscription in") && m.contains("westus2") && m.contains("westeurope"),
+        "{m}"
+    );
+    assert!(!m.contains("uksouth") && !m.contains(&format!("in {REGION},")), "{m}");
+    let next = err.context_value("next_region").unwrap().to_string();
+    assert!(
+        err.hint().unwrap().contains(&format!("--region {next}")),
+        "{:?}",
+        err.hint()
+    );
+    let catalog = herd_azure::bundled_catalog();
+    let price = |r: &str| {
+        catalog
+            .offer(herd_core::Cloud::Azure, SIZE, r, herd_core::PurchaseOption::OnDemand)
+            .and_then(|o| o.hourly)
+            .map(|m| m.to_micros())
+            .unwrap_or(i64::MAX)
+    };
+    assert!(
+        price(&next) <= price(if next == "westus2" { "westeurope" } else { "westus2" }),
+        "cheapest first"
+    );
+    assert!(e.fake.vms().is_empty() && e.fake.nics().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_is_a_clear_error_with_the_numbers() {
     let faults = Faults {
         quota: Some(Quota {
@@ -359,7 +411,7 @@ async fn leftovers_are_found_priced_and_reaped() {
     let disk = left.iter().find(|x| x.kind == "disk").expect("the orphaned disk");
     assert_eq!(disk.id, "herd-tester-c1/orphan");
     assert!(disk.cost_per_day > herd_core::Money::ZERO);
-    let out = e.provider.reap(&[disk.clone()]).await.unwrap();
+    let out = e.provider.reap(std::slice::from_ref(disk)).await.unwrap();
     assert!(out[0].error.is_none(), "{out:?}");
     assert!(e.fake.disks().iter().all(|d| d["name"] != "orphan"));
     // A herd group with no VM left (its VM deleted behind herd's back) is a leftover itself.
@@ -423,4 +475,56 @@ async fn bad_input_is_refused_before_any_call() {
     assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
     assert!(err.hint().unwrap().contains("az login"));
     assert!(e.fake.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_itself_deletes_each_vm_at_its_deadline_with_herd_gone() {
+    let e = env(Faults::default()).await;
+    let l = launcher(e.provider.clone());
+    let r = l.launch(spec(2).deadline(Duration::from_secs(3))).await.unwrap();
+    assert_eq!(e.provider.scheduled_deletes(), herd_azure::schedule::Outcome::All);
+    let posts: Vec<_> = e
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "POST" && q.path.ends_with("/virtualMachinesSubmitDelete"))
+        .collect();
+    assert_eq!(posts.len(), 1, "one request for the launch's VMs");
+    let b = &posts[0].body;
+    assert_eq!(b["resources"]["ids"].as_array().unwrap().len(), 2);
+    assert_eq!(b["forceDeletion"], true);
+    assert_eq!(b["schedule"]["timezone"], "UTC");
+    let at = chrono::DateTime::parse_from_rfc3339(b["schedule"]["deadline"].as_str().unwrap()).unwrap();
+    assert!(
+        (at.timestamp() - r.instances[0].deadline.timestamp()).abs() <= 1,
+        "{at} vs {}",
+        r.instances[0].deadline
+    );
+    assert_eq!(e.fake.scheduled_deletes().len(), 2);
+    assert_eq!(e.fake.vms().len(), 2);
+    // herd is gone (no call of ours from here): Azure's schedule ends both VMs, and
+    // their NICs, IPs and disks with them.
+    drop(l);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(e.fake.vms().is_empty(), "{:?}", e.fake.vms());
+    assert!(e.fake.nics().is_empty() && e.fake.public_ips().is_empty() && e.fake.disks().is_empty());
+    assert!(e.fake.scheduled_deletes().iter().all(|o| o["state"] == "Succeeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_scheduled_deletes_the_launch_stands_on_the_guest_watchdog() {
+    let e = env(Faults {
+        compute_schedule: false,
+        ..Faults::default()
+    })
+    .await;
+    let r = launcher(e.provider.clone()).launch(spec(1)).await.unwrap();
+    assert_eq!(r.instances.len(), 1);
+    match e.provider.scheduled_deletes() {
+        herd_azure::schedule::Outcome::Unavailable(why) => {
+            assert!(why.contains("MissingSubscriptionRegistration"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.fake.vms().len(), 1);
 }
