@@ -48,13 +48,18 @@ pub struct Backend {
     /// Backend-specific reasons to count as configured (herd's own reasons, the default
     /// cloud and a section in a file, are [`configured_by`]'s). Variables and file
     /// existence only: no SDK is built for a cloud that is not configured.
-    pub configured_by: fn(&Settings, &dyn Fn(&str) -> Option<String>) -> Result<Option<String>>,
+    pub configured_by: ConfiguredBy,
     pub provider: fn(&Settings) -> Result<Arc<dyn Provider>>,
     /// Who the calls go to and where, for the lines that say what herd waits for.
     pub service: fn(&Settings) -> (String, Option<String>),
     /// Live spot prices for `herd catalog refresh`; `Err`: why not (no credentials).
-    pub spot_prices: Option<fn(&Settings) -> std::result::Result<Box<dyn SpotPrices>, String>>,
+    pub spot_prices: Option<SpotPricesFor>,
 }
+
+/// Whether a backend counts as configured, and why ([`Backend::configured_by`]).
+pub type ConfiguredBy = fn(&Settings, &dyn Fn(&str) -> Option<String>) -> Result<Option<String>>;
+/// Live spot prices of a backend, or why not ([`Backend::spot_prices`]).
+pub type SpotPricesFor = fn(&Settings) -> std::result::Result<Box<dyn SpotPrices>, String>;
 
 /// Every backend built in. Adding one is one entry here (docs/adding-a-backend.md).
 pub static BACKENDS: &[Backend] = &[

@@ -135,8 +135,7 @@ fn every_cloud_in_one_view_and_the_printed_stop_command_stops_it_on_aws() {
         "30m",
         "--cluster",
         "sim",
-    ])
-    .stdout;
+    ]);
     let (code, _, launched) = sb
         .run(&["launch", "t3.micro", "-n", "2", "--deadline", "30m", "--cluster", "web"])
         .triple();
@@ -174,7 +173,7 @@ fn every_cloud_in_one_view_and_the_printed_stop_command_stops_it_on_aws() {
     assert_eq!(again[0]["outcome"], "already-gone", "{again}");
 
     // The kill switch: everything, every cloud.
-    sb.ok(&["launch", "t3.micro", "--deadline", "30m"]).stdout;
+    sb.ok(&["launch", "t3.micro", "--deadline", "30m"]);
     let down = sb.json(&["down", "--all", "--yes", "--json"]);
     assert_eq!(clouds_of(&down), ["aws", "local"], "{down}");
     assert_eq!(sb.json(&["ls", "--json"]), Value::Array(vec![]));
@@ -184,8 +183,7 @@ fn every_cloud_in_one_view_and_the_printed_stop_command_stops_it_on_aws() {
 fn a_failing_cloud_is_a_warning_beside_the_others() {
     let moto = moto();
     let sb = sandbox(&moto);
-    sb.ok(&["launch", "--cloud", "local", "l1.small", "--deadline", "30m"])
-        .stdout;
+    sb.ok(&["launch", "--cloud", "local", "l1.small", "--deadline", "30m"]);
     // Nothing listens on port 1 of 127.0.0.1: EC2 is unreachable.
     let dead = |args: &[&str]| {
         sb.run_cmd(

@@ -74,7 +74,8 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
 
     // The "VM": serving the launch's host key and admitting the owner's key.
     let owner = std::fs::read_to_string(keys(&sb).join("herd-tester-ed25519.pub")).unwrap();
-    let sshd = Sshd::start_as(Some(launch_host_key(&keys(&sb))), &[owner.clone()]).unwrap_or_else(|e| panic!("{e}"));
+    let sshd = Sshd::start_as(Some(launch_host_key(&keys(&sb))), std::slice::from_ref(&owner))
+        .unwrap_or_else(|e| panic!("{e}"));
     sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
 
     // On both instances at once, output prefixed by id, stderr kept apart.
@@ -144,8 +145,8 @@ fn exec_cp_logs_on_aws_over_ssh_with_the_pinned_key() {
     // The remote command's exit code is herd's.
     assert_eq!(sb.run(&["ssh", &ids[0], "--", "exit 7"]).code, 7);
     // Another machine at that address (a host key of its own) is refused, never learnt.
-    let impostor =
-        Sshd::start_as(Some(HostKeyPair::generate().unwrap()), &[owner.clone()]).unwrap_or_else(|e| panic!("{e}"));
+    let impostor = Sshd::start_as(Some(HostKeyPair::generate().unwrap()), std::slice::from_ref(&owner))
+        .unwrap_or_else(|e| panic!("{e}"));
     sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", impostor.addr()));
     let r = sb.run(&["ssh", &ids[0], "--", "echo should-not-run"]);
     assert_eq!(r.code, 255, "{}", r.all());

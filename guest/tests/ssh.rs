@@ -338,7 +338,7 @@ async fn upload_ships_files_whole_with_their_modes() {
     std::fs::write(&blocked, "").unwrap();
     let e = sess
         .upload(
-            &[run.clone()],
+            std::slice::from_ref(&run),
             &format!("{}/x", blocked.display()),
             Duration::from_secs(60),
         )

@@ -66,10 +66,10 @@ fn the_first_price_is_frozen() {
 fn states_never_go_backwards() {
     let l = ledger_at(t(2, 0));
     let mut run = inst("i-1", "l-1", Pending, t(0, 0), "1");
-    l.instances_seen(&[run.clone()]).unwrap();
+    l.instances_seen(std::slice::from_ref(&run)).unwrap();
     run.state = Running;
     run.addresses = vec!["10.0.0.1".into()];
-    l.instances_seen(&[run.clone()]).unwrap();
+    l.instances_seen(std::slice::from_ref(&run)).unwrap();
     // A stale page from before it started running changes nothing.
     let mut stale = inst("i-1", "l-1", Pending, t(0, 0), "1");
     stale.zone = "us-east-1b".into();

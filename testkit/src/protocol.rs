@@ -517,7 +517,7 @@ impl Protocol for GceJson {
 /// an action (`virtualMachines/NAME/powerOff`).
 fn arm_action(method: &str, rest: &[&str]) -> String {
     let n = rest.len();
-    let on_item = n % 2 == 0 && n > 0;
+    let on_item = n.is_multiple_of(2) && n > 0;
     let (kind, verb) = match (method, on_item) {
         (_, _) if n == 0 => ("", "call"),
         ("GET", true) => (rest[n - 2], "get"),

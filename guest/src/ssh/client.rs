@@ -362,10 +362,12 @@ pub(crate) fn lost(addr: SocketAddr, doing: &str, e: russh::Error) -> Error {
 }
 
 fn config(opts: &ConnectOptions) -> Arc<client::Config> {
-    let mut preferred = russh::Preferred::default();
     // Only ed25519 host keys: what herd pins. A server with another key type only
     // fails negotiation, and is never accepted on a key herd did not make.
-    preferred.key = std::borrow::Cow::Borrowed(&[Algorithm::Ed25519]);
+    let preferred = russh::Preferred {
+        key: std::borrow::Cow::Borrowed(&[Algorithm::Ed25519]),
+        ..Default::default()
+    };
     Arc::new(client::Config {
         keepalive_interval: Some(opts.keepalive_interval),
         keepalive_max: opts.keepalive_max,
