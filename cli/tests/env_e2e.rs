@@ -592,3 +592,93 @@ fn the_example_sweep_runs_in_the_captured_environment() {
     let e = h.fails(&["sweep", "plan", "bad.toml"]);
     assert!(e.stderr.contains("otheronly==3.0"), "{}", e.stderr);
 }
+
+/// On "AWS" (moto as EC2's control plane, a real sshd on 127.0.0.1 as every instance):
+/// a sweep with `env = "auto"` builds the captured environment over SSH on the mapped
+/// instance, and the workload runs inside it. The "VM" has `uv` already (this machine
+/// has no network to fetch it): the test puts it in the sessions' home, where the
+/// bootstrap looks after PATH. Without network, a lock whose exact Python the "VM" lacks
+/// falls back to the same minor version, as the setup's log says.
+#[test]
+fn on_aws_the_bootstrap_runs_over_ssh_on_the_instance() {
+    use herd_guest::ssh::testing::Sshd;
+    use herd_guest::ssh::HostKeyPair;
+    let py = Py::new();
+    let moto = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(herd_aws::testing::Moto::start())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut h = py
+        .herd()
+        .aws(&moto.endpoint(), "us-east-1")
+        .env("HERD_AWS_SSH_USER", herd_guest::ssh::testing::current_user().unwrap());
+    // The owner key comes with the first launch; the "VM" admits it.
+    h.ok(&[
+        "launch",
+        "--cloud",
+        "aws",
+        "t3.micro",
+        "--deadline",
+        "5m",
+        "--cluster",
+        "warm",
+    ]);
+    h.ok(&["down", "--cluster", "warm", "--yes"]);
+    let owner = std::fs::read_to_string(h.home().join(".local/share/herd/keys/herd-tester-ed25519.pub")).unwrap();
+    let host = HostKeyPair::generate().unwrap();
+    let host_file = h.write("host-key", host.private_openssh());
+    let sshd = Sshd::start_as(Some(host), &[owner]).unwrap_or_else(|e| panic!("{e}"));
+    let home = sshd.dir().join("home");
+    std::fs::create_dir_all(home.join(".local/bin")).unwrap();
+    let uv = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v uv"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(uv.trim(), home.join(".local/bin/uv")).unwrap();
+    h.set_env("HERD_AWS_TEST_HOST_KEY", host_file.as_os_str());
+    h.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
+
+    h.write(
+        "work.py",
+        "import alpha, beta_pkg, mylib\nprint('versions', alpha.__version__, beta_pkg.__version__, mylib.__version__)\nprint('score: 7')\n",
+    );
+    let spec = h.write(
+        "s.toml",
+        "name = \"awsenv\"\nrepetitions = 1\ntimeout = \"5m\"\nconcurrency = 1\nbudget = \"1\"\nenv = \"auto\"\n\n\
+         [workload]\nfiles = [\"work.py\"]\nrun = \"python work.py\"\n\n\
+         [workload.metric]\nregex = 'score: ([0-9]+)'\nbetter = \"higher\"\n\n\
+         [matrix]\nclouds = [\"aws\"]\nregions = [\"us-east-1\"]\ntypes = [\"t3.micro\"]\n",
+    );
+    let r = h.run(&["sweep", "run", spec.to_str().unwrap()]);
+    no_secret(&r.all());
+    assert_eq!(r.code, 0, "{}", r.all());
+    let v = h.json(&["sweep", "report", "awsenv", "--json"]);
+    let cells = v["cells"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(cells.len(), 1, "{v}");
+    assert_eq!(cells[0]["cell"]["cloud"], "aws", "{v}");
+    assert_eq!(cells[0]["metric"]["median"], 7.0, "{v}");
+    // Built over SSH, in the "VM"'s own cache (its home), not the simulator's.
+    let envs: Vec<PathBuf> = std::fs::read_dir(home.join(".cache/herd/envs"))
+        .unwrap_or_else(|e| panic!("no env cache in the instance's home: {e}\n{}", r.all()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join(".herd-env-ok").is_file())
+        .collect();
+    assert_eq!(envs.len(), 1, "{envs:?}");
+    let out = Command::new(envs[0].join("bin/python"))
+        .args([
+            "-c",
+            "import alpha, beta_pkg, mylib; print(alpha.__version__, beta_pkg.__version__, mylib.__version__)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.0 2.5 0.3");
+    assert!(h.live().is_empty(), "{:?}", h.live());
+}

@@ -8,7 +8,11 @@
 //! --python <version>` (uv finds that interpreter or downloads its managed build) and
 //! `uv pip sync` of the lock against the index carried over from the launching shell,
 //! then renamed into place, so a half-built environment is never used and two instances
-//! building the same id at once both end up with a whole one.
+//! building the same id at once both end up with a whole one. Every step checks its own
+//! status (`|| exit`): `set -e` does not hold inside a function run as `f || ...`, and
+//! a failed build marked `.herd-env-ok` would be reused by every later launch. When the
+//! exact Python can be neither found nor fetched, the same minor version is used, and the
+//! setup's log says which.
 //!
 //! Timing markers (`herd-env: ...`) go to the setup's output, which `herd logs` shows:
 //! the bootstrap's own time is reported apart from the workload's. While it builds, a busy
@@ -42,7 +46,7 @@ pub fn bootstrap_script(lock: &Lock, index: &IndexConfig) -> Result<String> {
         })?;
         let delim = "HERD_ENV_WHEEL_EOF";
         wheels.push_str(&format!(
-            "base64 -d > \"$tmp/.herd/wheels/\"{} <<'{delim}'\n",
+            "base64 -d > \"$tmp/.herd/wheels/\"{} <<'{delim}' || exit $?\n",
             sq(&w.file)
         ));
         let b64 = base64(bytes);
@@ -84,21 +88,29 @@ herd_env_bootstrap() (
     python3 -m pip install --quiet --user uv >/dev/null 2>&1 || python3 -m pip install --quiet --user --break-system-packages uv
     uv="${{HOME:-/root}}/.local/bin/uv"
   fi
-{exports}  mkdir -p "$cache"
+{exports}  mkdir -p "$cache" || exit $?
   tmp="$cache/.$id.$$"
   rm -rf "$tmp"
-  "$uv" venv --quiet --relocatable --python {python} "$tmp"
-  mkdir -p "$tmp/.herd/wheels"
-{wheels}  sed "s#@HERD_WHEELS@#$tmp/.herd/wheels#g" > "$tmp/.herd/requirements.txt" <<'HERD_ENV_REQS_EOF'
+  if ! "$uv" venv --quiet --relocatable --python {python} "$tmp"; then
+    echo "herd-env: Python {py} is not on this machine and uv could not fetch it; trying Python {minor}" >&2
+    rm -rf "$tmp"
+    "$uv" venv --quiet --relocatable --python {minor_q} "$tmp" || exit $?
+    echo "herd-env: using $("$tmp/bin/python" -c 'import platform; print(platform.python_version())') instead of Python {py}" >&2
+  fi
+  mkdir -p "$tmp/.herd/wheels" || exit $?
+{wheels}  sed "s#@HERD_WHEELS@#$tmp/.herd/wheels#g" > "$tmp/.herd/requirements.txt" <<'HERD_ENV_REQS_EOF' || exit $?
 {reqs}HERD_ENV_REQS_EOF
-  "$uv" pip sync --quiet --python "$tmp/bin/python" "$tmp/.herd/requirements.txt"
-  touch "$tmp/.herd-env-ok"
+  "$uv" pip sync --quiet --python "$tmp/bin/python" "$tmp/.herd/requirements.txt" || exit $?
+  touch "$tmp/.herd-env-ok" || exit $?
   if ! mv -T "$tmp" "$env" 2>/dev/null; then rm -rf "$tmp"; fi
+  [ -f "$env/.herd-env-ok" ] && [ -x "$env/bin/python" ] || {{ echo "herd-env: env $id is incomplete after its build" >&2; exit 1; }}
   echo "herd-env: bootstrap took $(took) s (built env $id)"
 )
 herd_env_bootstrap || {{ s=$?; echo "herd-env: building env {id} failed (exit $s)" >&2; exit "$s"; }}
 "#,
         py = lock.python,
+        minor = minor(&lock.python),
+        minor_q = sq(minor(&lock.python)),
     );
     if s.len() > MAX_SCRIPT {
         return Err(Error::invalid_spec(format!(
@@ -110,6 +122,15 @@ herd_env_bootstrap || {{ s=$?; echo "herd-env: building env {id} failed (exit $s
         .with_hint("publish the large local packages to your index (UV_INDEX_URL), or --ignore them"));
     }
     Ok(s)
+}
+
+/// `3.11` of `3.11.7`: the fallback when the exact interpreter can neither be found
+/// nor fetched (a VM without internet access, beside a private index).
+fn minor(version: &str) -> &str {
+    match version.match_indices('.').nth(1) {
+        Some((i, _)) => &version[..i],
+        None => version,
+    }
 }
 
 /// Put before the workload: runs it inside the environment (its `bin` first on PATH,
@@ -182,6 +203,37 @@ mod tests {
         assert!(s.contains("export UV_INDEX_URL='http://127.0.0.1:9/simple'"));
         assert!(s.contains(".herd-env-ok"));
         assert!(activate_prefix(&l.id()).contains(&l.id()));
+        assert_eq!((minor("3.11.7"), minor("3.12"), minor("3")), ("3.11", "3.12", "3"));
+    }
+
+    /// With a `uv` that fails, the bootstrap fails and marks nothing built: run by `sh`
+    /// as the setup runs it (a function in `f || ...`, where `set -e` is void).
+    #[test]
+    fn a_failed_build_fails_the_setup_and_is_never_marked_built() {
+        let l = lock_with_wheel();
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = bin.join("uv");
+        // `uv venv` makes the directory (as uv does), `uv pip sync` fails.
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nif [ \"$1\" = venv ]; then for a; do d=$a; done; mkdir -p \"$d/bin\"; exit 0; fi\nexit 7\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = bootstrap_script(&l, &IndexConfig::default()).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&s)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env(CACHE_ENV, d.path().join("envs"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+        let built = d.path().join("envs").join(l.id()).join(".herd-env-ok");
+        assert!(!built.exists(), "a failed build must not be marked built");
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! in flight (GCE's per-minute write quota is the limit: a refusal is `RateLimited`, for
 //! herd's retry loop). A 404 is "already gone"; so is a VM GCE no longer lists.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use herd_core::plumbing::check_owned;
-use herd_core::{Instance, Result, TerminateOutcome};
+use herd_core::{tags, Instance, Result, TerminateOutcome};
 use tokio::sync::Semaphore;
 
 use crate::client::Gce;
@@ -33,10 +34,26 @@ pub fn is_name(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// The VMs among `names` GCE knows, read from the resources themselves.
-pub async fn find(gce: &Gce, names: &[String]) -> Result<Vec<Instance>> {
-    let mut out = Vec::new();
-    for chunk in names.chunks(NAMES_PER_LOOKUP) {
+/// The VMs among `names` GCE knows, read from the resources themselves. Many names:
+/// one paged list of the owner's VMs answers for most (2 calls for 1,000, where name
+/// filters would take 10), and only the names it lacks are looked up by name -- a
+/// foreign VM among them is found there and refuses the call; none found: already gone.
+pub async fn find(gce: &Gce, owner: &str, names: &[String]) -> Result<Vec<Instance>> {
+    let mut out: Vec<Instance> = Vec::new();
+    let mut rest: Vec<String> = names.to_vec();
+    if names.len() > NAMES_PER_LOOKUP {
+        let mut mine = herd_core::Tags::new();
+        mine.insert(tags::OWNER.into(), owner.into());
+        let wanted: HashSet<&String> = names.iter().collect();
+        for i in list::aggregated(gce, &list::label_filter(&mine), list::PAGE).await? {
+            if wanted.contains(&i.id) && !out.iter().any(|o| o.id == i.id) {
+                out.push(i);
+            }
+        }
+        let have: HashSet<&str> = out.iter().map(|i| i.id.as_str()).collect();
+        rest.retain(|n| !have.contains(n.as_str()));
+    }
+    for chunk in rest.chunks(NAMES_PER_LOOKUP) {
         // `name eq "a|b"` is a regular-expression match on the full name.
         let filter = format!("name eq \"{}\"", chunk.join("|"));
         for i in list::aggregated(gce, &filter, list::PAGE).await? {
@@ -64,7 +81,7 @@ pub async fn terminate(
             wanted.push(n.clone());
         }
     }
-    let found = find(gce, &wanted).await?;
+    let found = find(gce, owner, &wanted).await?;
     check_owned("instance", owner, found.iter().map(|i| (i.id.as_str(), &i.tags))).map_err(|e| {
         e.with_hint("leave it alone, or delete it with `gcloud compute instances delete` if it is really yours")
     })?;
@@ -74,13 +91,20 @@ pub async fn terminate(
         }
     }
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    // Once GCE refuses one delete for the quota, the queued ones are not sent: they
+    // would only be refused too, and the retry loop's wait is what helps.
+    let throttled = Arc::new(AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
     let mut deleted = Vec::new();
     for i in found.clone() {
         let gce = gce.clone();
         let gate = gate.clone();
+        let throttled = throttled.clone();
         set.spawn(async move {
             let _p = gate.acquire_owned().await.expect("open semaphore");
+            if throttled.load(Ordering::Relaxed) {
+                return (i.id, None);
+            }
             let r = gce
                 .delete(
                     &format!("zones/{}/instances/{}", i.zone, i.id),
@@ -88,12 +112,16 @@ pub async fn terminate(
                     &format!("instances.delete of {}", i.id),
                 )
                 .await;
-            (i.id, r)
+            if r.as_ref().is_err_and(|e| e.kind() == herd_core::ErrorKind::RateLimited) {
+                throttled.store(true, Ordering::Relaxed);
+            }
+            (i.id, Some(r))
         });
     }
     let mut first_err = None;
     while let Some(j) = set.join_next().await {
         let (id, r) = j.map_err(|e| herd_core::Error::unexpected(format!("a delete task failed: {e}")))?;
+        let Some(r) = r else { continue };
         match r {
             Ok(_) => {
                 deleted.extend(found.iter().filter(|i| i.id == id).cloned());
