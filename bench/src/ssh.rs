@@ -148,6 +148,7 @@ async fn fan_out(s: &Sshd) -> Result<()> {
 
     // 200 sessions on one connection (sshd's MaxSessions is 1000 in the test config).
     let mut walls = Vec::new();
+    let cpu0 = sshd_cpu(s);
     for _ in 0..3 {
         let t0 = Instant::now();
         let sess = std::sync::Arc::new(t.connect(s.addr(), s.user(), &key, &s.pinned(), &opts()).await?);
@@ -169,13 +170,19 @@ async fn fan_out(s: &Sshd) -> Result<()> {
             .await?;
         walls.push(t0.elapsed());
     }
+    let channels_cpu = sshd_cpu(s).saturating_sub(cpu0) / 3;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let wall = median(walls);
     let ratio = wall.as_secs_f64() / single.as_secs_f64();
     println!(
-        "ssh fan-out: {FAN_OUT} sessions at once on one connection in {} vs one session (connect + exec + close) {}: {ratio:.1}x (target <= 5x) {}; peak RSS {} MiB (before: {} MiB)",
+        "ssh fan-out: {FAN_OUT} sessions at once on one connection in {} vs one session (connect + exec + close) {}: {ratio:.1}x (target <= 5x) {}; \
+         sshd and its shells used {} of CPU for them ({} on {cores} cores: herd's wall is {:.2}x that floor); peak RSS {} MiB (before: {} MiB)",
         ms(wall),
         ms(single),
         verdict(ratio <= 5.0),
+        ms(channels_cpu),
+        ms(channels_cpu / cores),
+        wall.as_secs_f64() / (channels_cpu / cores).as_secs_f64().max(1e-9),
         peak_rss_kib() / 1024,
         before / 1024
     );
@@ -222,7 +229,6 @@ async fn fan_out(s: &Sshd) -> Result<()> {
     }
     let system = t0.elapsed();
     let system_cpu = sshd_cpu(s).saturating_sub(cpu0);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let floor = herd_cpu / cores;
     println!(
         "ssh fan-out: {FAN_OUT} separate connections at once: herd {} vs {FAN_OUT} system ssh {}: {:.2}x (target <= 1.0) {}; \
