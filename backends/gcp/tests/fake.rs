@@ -352,3 +352,30 @@ async fn a_list_missing_an_unreachable_zone_is_an_error_naming_it() {
         .collect();
     assert!(ids.contains(&r.instances[0].id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_terminate_reads_owners_from_the_vms_and_still_refuses_a_foreign_one() {
+    let e = env(Faults::default()).await;
+    let l = launcher(e.provider.clone());
+    let r = l.launch(spec(150)).await.unwrap();
+    e.fake.plant(
+        "instance",
+        "us-central1-b",
+        "bobs-vm",
+        serde_json::json!({"labels": {"herd-owner": "bob"}}),
+    );
+    let mut ids: Vec<String> = r.instances.iter().map(|i| i.id.clone()).collect();
+    ids.push("bobs-vm".into());
+    let err = e.provider.terminate(&ids).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("bobs-vm"), "{err}");
+    assert!(e.fake.requests("compute.instances.delete").is_empty());
+    // Without it: one list of the owner's VMs answers for all 150 (pages of 500).
+    let before = e.fake.requests("compute.instances.aggregatedList").len();
+    ids.pop();
+    let done = e.provider.terminate(&ids).await.unwrap();
+    assert_eq!(done.len(), 150);
+    assert_eq!(e.fake.requests("compute.instances.aggregatedList").len() - before, 1);
+    assert_eq!(e.fake.requests("compute.instances.delete").len(), 150);
+    assert!(e.fake.instances().iter().all(|v| v["name"] == "bobs-vm"));
+}
