@@ -783,6 +783,20 @@ fn a_workload_writing_5_mb_a_minute_is_warned_about_with_its_projection() {
         r.stderr
     );
 
+    // ls warns too: one instance stands for the loud cluster, projected over its 2.
+    let r = sb.ok(&["ls"]);
+    let w = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("MB/min"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(
+        w.starts_with("warning: ") && w.contains("2 instances like it write"),
+        "{w}"
+    );
+    assert!(r.stdout.contains(&quiet_id), "the table is still there: {}", r.stdout);
+    assert!(!r.stderr.contains(&quiet_id), "{}", r.stderr);
+
     // exec warns too, for the loud cluster; the quiet instance is not warned about.
     let r = sb.ok(&["exec", "--cluster", "loud", "--", "true"]);
     assert!(r.stderr.contains("MB/min"), "{}", r.stderr);

@@ -1,4 +1,4 @@
-//! The chatty-log warning after `exec` and `logs`: each instance's output rate, as the
+//! The chatty-log warning after `exec`, `logs` and `ls`: each instance's output rate, as the
 //! guest measured it (herd-guest's `lograte`), read with one small `exec`, and a warning
 //! with the projection over the fleet and the deadline when it is over `[logs]
 //! warn_mb_per_min`. Never fails the command: a VM that cannot say is skipped.
@@ -18,19 +18,26 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Warnings for the `targets` over the threshold, loudest first. `fleet` is how many
 /// instances share each one's cluster (the projection's multiplier).
 pub async fn check(ctx: &Context, targets: &[(&Launcher, Instance)], fleet: usize) -> Vec<Warning> {
+    let each: Vec<(&Launcher, Instance, usize)> = targets.iter().map(|(l, i)| (*l, i.clone(), fleet)).collect();
+    check_each(ctx, &each).await
+}
+
+/// [`check`] with a fleet size per target (`herd ls`: one instance per cluster stands
+/// for its cluster).
+pub async fn check_each(ctx: &Context, targets: &[(&Launcher, Instance, usize)]) -> Vec<Warning> {
     let threshold = ctx.settings.log_warn_mb_per_min;
     if threshold <= 0.0 || targets.is_empty() {
         return Vec::new();
     }
     let req = ExecRequest::new(PROBE).timeout(PROBE_TIMEOUT);
-    let probes = targets.iter().map(|(l, i)| {
+    let probes = targets.iter().map(|(l, i, fleet)| {
         let req = &req;
         async move {
             let out = tokio::time::timeout(PROBE_TIMEOUT, l.exec(&i.id, req))
                 .await
                 .ok()?
                 .ok()?;
-            Some((i, Rate::parse(&out.stdout)?))
+            Some((i, *fleet, Rate::parse(&out.stdout)?))
         }
     });
     let now = Utc::now();
@@ -38,7 +45,7 @@ pub async fn check(ctx: &Context, targets: &[(&Launcher, Instance)], fleet: usiz
         .await
         .into_iter()
         .flatten()
-        .filter_map(|(i, rate)| {
+        .filter_map(|(i, fleet, rate)| {
             let remaining = (i.deadline - now).to_std().unwrap_or_default();
             Warning::assess(&i.id, &rate, threshold, fleet, remaining, i.cloud)
         })

@@ -12,6 +12,8 @@ use crate::clouds;
 use crate::context::Context;
 use crate::format;
 
+use super::chatty;
+
 pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
     let state = a.state.as_deref().map(str::parse::<InstanceState>).transpose()?;
     let filtered = a.cluster.is_some() || a.launch_id.is_some() || a.region.is_some() || state.is_some();
@@ -36,11 +38,42 @@ pub fn run(ctx: &Context, a: &LsArgs) -> anyhow::Result<()> {
     } else {
         ctx.printer.table(&format::instance_table(&instances, Utc::now()));
     }
+    let probes = per_cluster(&launchers, &instances);
+    if !probes.is_empty() {
+        let warnings = ctx.block_on(chatty::check_each(ctx, &probes))?;
+        chatty::print(ctx, &warnings);
+    }
     match clouds::incomplete(&failures, "the list") {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
+
+/// Clusters `ls` asks for their output rate: one running instance stands for its
+/// cluster (the projection multiplies by the cluster's size), on clouds that can run a
+/// command; at most [`PROBED_CLUSTERS`], so `ls` stays quick on a big account.
+fn per_cluster<'a>(
+    launchers: &[(Cloud, &'a Launcher)],
+    instances: &[Instance],
+) -> Vec<(&'a Launcher, Instance, usize)> {
+    let mut by: std::collections::BTreeMap<(Cloud, String), (Option<&Instance>, usize)> = Default::default();
+    for i in instances.iter().filter(|i| i.state == InstanceState::Running) {
+        let cluster = i.tag(tags::CLUSTER).unwrap_or("").to_string();
+        let e = by.entry((i.cloud, cluster)).or_insert((None, 0));
+        e.0.get_or_insert(i);
+        e.1 += 1;
+    }
+    by.into_iter()
+        .filter_map(|((cloud, _), (first, n))| {
+            let l = launchers.iter().find(|(c, _)| *c == cloud)?.1;
+            let first = first?.clone();
+            l.capabilities().exec.then_some((l, first, n))
+        })
+        .take(PROBED_CLUSTERS)
+        .collect()
+}
+
+const PROBED_CLUSTERS: usize = 20;
 
 /// `--region R`: only the clouds that have such a region; none: the region is unknown,
 /// with the configured cloud's suggestions.
