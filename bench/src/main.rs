@@ -14,6 +14,7 @@ use herd_core::{Budget, Clock, Guardrails, LaunchSpec, Launcher, Money, SharedCl
 use herd_local::{Faults, LocalProvider};
 
 mod aws;
+mod azure;
 mod catalog;
 mod env;
 mod fleet;
@@ -42,7 +43,7 @@ fn args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("--only needs a name")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp|ssh|env|report]"
+                    "usage: herd-bench [--herd PATH] [--runs N] [--only startup|plan|catalog|pacing|fleet|memory|sweep|aws|gcp|azure|ssh|env|report]"
                 );
                 std::process::exit(0);
             }
@@ -331,7 +332,7 @@ fn main() -> Result<()> {
     let a = args()?;
     type Bench = fn(&Args) -> Result<()>;
     // Memory before pacing: a child's peak RSS counts its parent's, and pacing grows ours.
-    let benches: [(&str, Bench); 12] = [
+    let benches: [(&str, Bench); 13] = [
         ("catalog", catalog::bench),
         ("startup", bench_startup),
         ("plan", bench_plan),
@@ -340,6 +341,7 @@ fn main() -> Result<()> {
         ("fleet", fleet::bench),
         ("aws", aws::bench),
         ("gcp", gcp::bench),
+        ("azure", azure::bench),
         ("ssh", ssh::bench),
         ("sweep", sweep::bench),
         ("env", env::bench),

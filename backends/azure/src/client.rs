@@ -25,6 +25,10 @@ use crate::error;
 /// subscription and region of ARM (<https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/request-limits-and-throttling>).
 pub const WRITE_BURST: f64 = 200.0;
 pub const WRITE_RATE: f64 = 10.0;
+/// And its read limit (250, then 25 per second): a launch of 1,000 polls its operations
+/// faster than that, and unpaced polls only earn 429s (about 1,800 of them per 1,000 VMs).
+pub const READ_BURST: f64 = 250.0;
+pub const READ_RATE: f64 = 25.0;
 
 /// A client-side token bucket for writes: herd spends ARM's bucket no faster than it
 /// refills, so a large launch meets no 429 of its own making. Not a retry: nothing is
@@ -87,6 +91,7 @@ pub struct Transport {
     http: reqwest::Client,
     sent: AtomicU64,
     writes: Pacer,
+    reads: Pacer,
 }
 
 impl Transport {
@@ -101,6 +106,7 @@ impl Transport {
             http,
             sent: AtomicU64::new(0),
             writes: Pacer::new(WRITE_BURST, WRITE_RATE),
+            reads: Pacer::new(READ_BURST, READ_RATE),
         }
     }
 
@@ -124,6 +130,8 @@ impl azure_core::HttpClient for Transport {
         let write = !matches!(method, azure_core::Method::Get | azure_core::Method::Head);
         if write {
             self.writes.take().await;
+        } else {
+            self.reads.take().await;
         }
         let mut req = self.http.request(m, request.url().clone());
         for (k, v) in request.headers().iter() {
