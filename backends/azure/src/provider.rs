@@ -11,12 +11,12 @@ use herd_core::plumbing::{check_owned, in_order, PartialLaunches};
 use herd_core::{
     tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
     Instance, LaunchRequest, Leftover, ListRequest, Login, OutputSink, Provider, ProviderInfo, ReapResult, Result,
-    SshLogin, TagLimits, TerminateResult,
+    TagLimits, TerminateResult,
 };
 use herd_guest::boot::Boot;
 use herd_guest::expiry::{azure_metadata_headers, DeleteRequest, Expiry, MetadataValue, TokenSource as GuestToken};
 use herd_guest::ssh::remote::{self, Sessions};
-use herd_guest::ssh::{ClientKey, HostKeyStore};
+use herd_guest::ssh::HostKeyStore;
 use tokio::sync::OnceCell;
 
 use crate::client::{Arm, Transport};
@@ -149,6 +149,17 @@ impl AzureProvider {
     /// Each launch's SSH host key, beside the owner's key.
     pub fn host_keys(&self) -> HostKeyStore {
         HostKeyStore::under(&self.cfg.key_dir)
+    }
+
+    /// How this backend reaches its VMs over SSH.
+    fn access(&self) -> remote::Access<'_> {
+        remote::Access {
+            sessions: &self.sessions,
+            key_dir: &self.cfg.key_dir,
+            owner: &self.cfg.owner,
+            user: &self.cfg.ssh_user,
+            map_env: TEST_ADDRESS_MAP_ENV,
+        }
     }
 
     /// The running VM `id` as ARM lists it now, if it is this owner's, with its public
@@ -502,33 +513,12 @@ impl Provider for AzureProvider {
 
     async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
         let inst = self.mine(id).await?;
-        let addr = match remote::address(&inst, TEST_ADDRESS_MAP_ENV) {
-            Ok(a) => a,
-            Err(e) => {
-                self.sessions.drop_session(id).await;
-                return Err(e);
-            }
-        };
-        let key = ClientKey::load(&herd_guest::key::private_key_path(&self.cfg.key_dir, &self.cfg.owner))?;
-        let session = self
-            .sessions
-            .get(&inst, addr, &self.cfg.ssh_user, &key, &self.host_keys())
-            .await?;
-        let r = remote::run(&session, req, sink).await;
-        if r.is_err() {
-            self.sessions.drop_session(id).await;
-        }
-        r
+        self.access().exec(&inst, req, sink).await
     }
 
     async fn login(&self, id: &str) -> Result<Login> {
         let inst = self.mine(id).await?;
-        let pinned = remote::pinned_key(&inst, &self.host_keys())?;
-        let addr = remote::address(&inst, TEST_ADDRESS_MAP_ENV)?;
-        let identity = herd_guest::key::private_key_path(&self.cfg.key_dir, &self.cfg.owner);
-        Ok(Login::Ssh(
-            SshLogin::new(addr, &self.cfg.ssh_user, identity, pinned.to_openssh()).work_dir(remote::WORK_DIR),
-        ))
+        self.access().login(&inst)
     }
 
     async fn leftovers(&self, owner: Option<&str>) -> Result<Vec<Leftover>> {

@@ -22,7 +22,8 @@ use crate::ssh::{
     Transport,
 };
 use herd_core::{
-    tags, Error, ErrorKind, ExecOutput, ExecRequest, Instance, InstanceState, OutputSink, OutputStream, Result,
+    tags, Error, ErrorKind, ExecOutput, ExecRequest, Instance, InstanceState, Login, OutputSink, OutputStream, Result,
+    SshLogin,
 };
 use tokio::sync::Mutex;
 
@@ -163,6 +164,50 @@ pub fn wrap(req: &ExecRequest) -> String {
     let name = format!("exec-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
     s.push_str(&busy::hold(&name, &req.command));
     s
+}
+
+/// How a backend reaches its VMs over SSH: its sessions, the owner's key, the login user
+/// and (test builds) the variable that redirects addresses. One backend's `exec` and
+/// `login` are then [`Access::exec`] and [`Access::login`] on an instance it has
+/// checked is the owner's.
+#[derive(Debug)]
+pub struct Access<'a> {
+    pub sessions: &'a Sessions,
+    pub key_dir: &'a std::path::Path,
+    pub owner: &'a str,
+    pub user: &'a str,
+    pub map_env: &'a str,
+}
+
+impl Access<'_> {
+    /// Runs `req` on `inst` (one session per instance, reopened after a failure).
+    pub async fn exec(&self, inst: &Instance, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
+        let addr = match address(inst, self.map_env) {
+            Ok(a) => a,
+            Err(e) => {
+                self.sessions.drop_session(&inst.id).await;
+                return Err(e);
+            }
+        };
+        let key = ClientKey::load(&crate::key::private_key_path(self.key_dir, self.owner))?;
+        let store = HostKeyStore::under(self.key_dir);
+        let session = self.sessions.get(inst, addr, self.user, &key, &store).await?;
+        let r = run(&session, req, sink).await;
+        if r.is_err() {
+            self.sessions.drop_session(&inst.id).await;
+        }
+        r
+    }
+
+    /// The system `ssh` to `inst`: its address, herd's key, its launch's host key pinned.
+    pub fn login(&self, inst: &Instance) -> Result<Login> {
+        let pinned = pinned_key(inst, &HostKeyStore::under(self.key_dir))?;
+        let addr = address(inst, self.map_env)?;
+        let identity = crate::key::private_key_path(self.key_dir, self.owner);
+        Ok(Login::Ssh(
+            SshLogin::new(addr, self.user, identity, pinned.to_openssh()).work_dir(WORK_DIR),
+        ))
+    }
 }
 
 /// Runs `req` on an open session, its output to `sink`.
