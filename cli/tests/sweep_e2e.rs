@@ -260,3 +260,39 @@ fn ctrl_c_terminates_every_instance_before_exiting() {
     assert!(stderr.contains("resumes"), "{stderr}");
     assert_eq!(sb.live().len(), 0, "nothing is left running after Ctrl-C");
 }
+
+#[test]
+fn a_sweep_whose_workload_writes_5_mb_a_minute_is_warned_about_once() {
+    let sb = sandbox();
+    // About 5 MB a minute for 6 s (41,667 bytes every half second), then the metric.
+    let chatty = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c 41667 /dev/zero | tr '\\\\0' x; echo; sleep 0.5; done; sh work.sh";
+    let text = spec_text(
+        "",
+        "types = [\"l1.large\", \"c1.large\"]\nregions = [\"local-east-1\"]",
+        "1",
+    )
+    .replace("repetitions = 2", "repetitions = 1")
+    .replace("run = \"sh work.sh\"", &format!("run = \"{chatty}\""));
+    let p = sb.write("chatty.toml", &text);
+    let r = sb.run(&["sweep", "run", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warnings: Vec<&str> = r.stderr.lines().filter(|l| l.contains("MB/min")).collect();
+    assert_eq!(warnings.len(), 1, "once per sweep, not per command: {}", r.stderr);
+    let w = warnings[0];
+    assert!(w.starts_with("warning: "), "{w}");
+    let rate: f64 = w
+        .split(" writes ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{w}"));
+    assert!((3.0..8.0).contains(&rate), "about 5 MB/min: {w}");
+    // Projected over the two cells running at once, to the instance's deadline, priced.
+    assert!(w.contains("2 instances like it write"), "{w}");
+    assert!(w.contains("by the deadline") && w.contains("$0.50/GB"), "{w}");
+    assert!(r.stderr.contains("warn_mb_per_min"), "{}", r.stderr);
+    // The sweep itself is unharmed: both cells ran.
+    assert!(r.stdout.contains("l1.large@local-east-1"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches(" done").count(), 2, "{}", r.stdout);
+    assert_eq!(sb.live().len(), 0);
+}

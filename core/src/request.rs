@@ -2,6 +2,7 @@
 //! `#[non_exhaustive]` with constructors and setters, so a new option is a new field,
 //! never a breaking change.
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
@@ -491,25 +492,98 @@ impl SshLogin {
     }
 }
 
+/// The last `cap` bytes of a stream and how many went by in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputTail {
+    buf: VecDeque<u8>,
+    cap: usize,
+    total: u64,
+}
+
+impl OutputTail {
+    pub fn new(cap: usize) -> Self {
+        OutputTail {
+            buf: VecDeque::new(),
+            cap,
+            total: 0,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
+        let data = &data[data.len().saturating_sub(self.cap)..];
+        let over = (self.buf.len() + data.len()).saturating_sub(self.cap);
+        self.buf.drain(..over.min(self.buf.len()));
+        self.buf.extend(data);
+    }
+
+    /// The kept bytes, oldest first.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.buf.iter().copied().collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Bytes kept now (never more than the cap).
+    pub fn retained(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes the stream carried in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether older bytes were dropped.
+    pub fn truncated(&self) -> bool {
+        self.total > self.buf.len() as u64
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ExecOutput {
     /// `None` when killed by a signal or the timeout.
     pub exit_code: Option<i32>,
+    /// The end of stdout: a backend may keep only its last bytes (64 KiB over SSH), so
+    /// a command's 100 MB cost the tail; the whole went by the streaming sink.
     pub stdout: String,
     pub stderr: String,
     pub wall: Duration,
     pub timed_out: bool,
+    /// Bytes the command wrote to both streams in all (what the chatty-log warning
+    /// measures): at least the kept text's length.
+    #[serde(default)]
+    pub output_bytes: u64,
 }
 
 impl ExecOutput {
     pub fn new(exit_code: Option<i32>, stdout: String, stderr: String, wall: Duration, timed_out: bool) -> Self {
+        let output_bytes = (stdout.len() + stderr.len()) as u64;
         ExecOutput {
             exit_code,
             stdout,
             stderr,
             wall,
             timed_out,
+            output_bytes,
         }
+    }
+
+    /// The streams' full size when more went by than the kept text.
+    pub fn with_output_bytes(mut self, bytes: u64) -> Self {
+        self.output_bytes = self.output_bytes.max(bytes);
+        self
+    }
+
+    /// How fast the command wrote output, in MB (10^6 bytes) per minute of its wall.
+    pub fn mb_per_min(&self) -> f64 {
+        let mins = self.wall.as_secs_f64() / 60.0;
+        if mins <= 0.0 {
+            return 0.0;
+        }
+        self.output_bytes as f64 / 1e6 / mins
     }
 }

@@ -46,6 +46,9 @@ pub trait Progress: Send + Sync {
     fn stage(&self, _cell: &Cell, _stage: &str) {}
     fn repetition(&self, _cell: &Cell, _repetition: u32, _wall: Duration) {}
     fn event(&self, _cell: &Cell, _event: &str) {}
+    /// A command ended on the cell's instance (shipping, setup, a run) having written
+    /// `bytes` of output in `wall`: the front end's chatty-log warning measures it.
+    fn output(&self, _cell: &Cell, _instance: &Instance, _bytes: u64, _wall: Duration) {}
     fn finished(&self, _cell: &Cell, _outcome: &CellOutcome) {}
 }
 
@@ -446,10 +449,10 @@ impl Shared {
 
         self.stage(cell, "setup");
         for cmd in crate::ship::commands(&self.spec.workload.files) {
-            self.exec_ok(run, &inst.id, cmd, "shipping files", None).await?;
+            self.exec_ok(run, inst, cmd, "shipping files", None).await?;
         }
         if let Some(setup) = self.spec.workload.setup.clone() {
-            self.exec_ok(run, &inst.id, setup, "setup", None).await?;
+            self.exec_ok(run, inst, setup, "setup", None).await?;
         }
         let ready_at = launcher.clock().now();
         self.record_instance(cell, inst, Some(running_at), Some(ready_at), None, None)?;
@@ -457,7 +460,7 @@ impl Shared {
         while let Some(&rep) = run.pending.front() {
             self.stage(cell, &format!("run {}/{}", rep + 1, self.repetitions));
             let cmd = self.spec.workload.run.clone();
-            let out = self.exec_ok(run, &inst.id, cmd, "the run", Some(rep)).await?;
+            let out = self.exec_ok(run, inst, cmd, "the run", Some(rep)).await?;
             let value = self.metric.extract(&out.stdout, out.wall).map_err(|e| Failure {
                 tail: Some(both_tails(&out)),
                 error: e,
@@ -482,7 +485,7 @@ impl Shared {
     async fn exec_ok(
         &self,
         run: &mut CellRun<'_>,
-        id: &str,
+        inst: &Instance,
         command: String,
         what: &str,
         rep: Option<u32>,
@@ -500,8 +503,9 @@ impl Shared {
             }
         }
         let launcher = run.launcher;
-        let out = run.cloud(launcher.exec(id, &req)).await?;
+        let out = run.cloud(launcher.exec(&inst.id, &req)).await?;
         run.workload += out.wall;
+        self.runner.progress.output(run.cell, inst, out.output_bytes, out.wall);
         if out.timed_out {
             return Err(Failure {
                 error: Error::new(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herd_core::{Error, ErrorKind, ExecOutput, ExecRequest, Result, SharedClock};
+use herd_core::{Error, ErrorKind, ExecOutput, ExecRequest, OutputSink, OutputStream, OutputTail, Result, SharedClock};
 
 use crate::error;
 use crate::store::{self, Row, Store};
@@ -47,12 +47,52 @@ fn new_request_dir(vm: &VmDir) -> io::Result<PathBuf> {
     }
 }
 
+/// Bytes of each stream kept in the result, as over SSH: the rest only streams by, so a
+/// command's 100 MB cost its tail.
+const KEEP: usize = 64 * 1024;
+
+/// One output file the agent writes, read as it grows: new bytes go to the sink, the
+/// end is kept.
+struct Follow {
+    path: PathBuf,
+    stream: OutputStream,
+    file: Option<fs::File>,
+    tail: OutputTail,
+}
+
+impl Follow {
+    fn new(path: PathBuf, stream: OutputStream) -> Self {
+        Follow {
+            path,
+            stream,
+            file: None,
+            tail: OutputTail::new(KEEP),
+        }
+    }
+
+    /// Passes on whatever the file gained since the last call (nothing before the agent
+    /// has created it).
+    fn drain(&mut self, sink: &mut OutputSink<'_>) {
+        use std::io::Read;
+        if self.file.is_none() {
+            self.file = fs::File::open(&self.path).ok();
+        }
+        let Some(f) = self.file.as_mut() else { return };
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = f.read(&mut buf) {
+            self.tail.push(&buf[..n]);
+            sink(self.stream, &buf[..n]);
+        }
+    }
+}
+
 pub(crate) async fn run(
     state: &Store,
     clock: &SharedClock,
     vm: &VmDir,
     row: &Row,
     req: &ExecRequest,
+    mut sink: OutputSink<'_>,
 ) -> Result<ExecOutput> {
     let pid = row.pid.filter(|pid| vm::agent_alive(*pid, &row.id)).ok_or_else(|| {
         Error::unexpected(format!("the agent of {} is not running", row.id))
@@ -74,7 +114,11 @@ pub(crate) async fn run(
     let started = Instant::now();
     let give_up = req.timeout.map(|t| t + AGENT_GRACE);
     let mut polls = 0u32;
+    let mut out = Follow::new(stdout_file(&dir), OutputStream::Stdout);
+    let mut err = Follow::new(stderr_file(&dir), OutputStream::Stderr);
     let result: ExecResult = loop {
+        out.drain(&mut sink);
+        err.drain(&mut sink);
         if let Ok(bytes) = fs::read(result_file(&dir)) {
             break serde_json::from_slice(&bytes)
                 .map_err(|e| Error::unexpected(format!("unreadable exec result in {}: {e}", dir.display())))?;
@@ -109,14 +153,18 @@ pub(crate) async fn run(
         }
         tokio::time::sleep((started.elapsed() / 8).clamp(POLL_FIRST, POLL_MAX)).await;
     };
-    let read = |f: PathBuf| String::from_utf8_lossy(&fs::read(f).unwrap_or_default()).into_owned();
+    // The result is written after the command's streams are closed: what is left of them
+    // is final.
+    out.drain(&mut sink);
+    err.drain(&mut sink);
     let out = ExecOutput::new(
         result.exit_code,
-        read(stdout_file(&dir)),
-        read(stderr_file(&dir)),
+        out.tail.text(),
+        err.tail.text(),
         Duration::from_nanos(result.wall_ns),
         result.timed_out,
-    );
+    )
+    .with_output_bytes(out.tail.total() + err.tail.total());
     let _ = fs::remove_dir_all(&dir);
     Ok(out)
 }

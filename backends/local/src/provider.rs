@@ -14,8 +14,8 @@ use herd_core::clock::between;
 use herd_core::plumbing::{check_owned, in_order, ZoneFallback};
 use herd_core::{
     tags, BillingRule, Capabilities, Catalog, Cloud, DeadlineEnforcement, Error, ErrorKind, ExecOutput, ExecRequest,
-    Instance, LaunchRequest, Leftover, ListRequest, Login, Money, Provider, ProviderInfo, PurchaseOption, ReapResult,
-    Result, SeededRng, SharedClock, TerminateOutcome, TerminateResult,
+    Instance, LaunchRequest, Leftover, ListRequest, Login, Money, OutputSink, OutputStream, Provider, ProviderInfo,
+    PurchaseOption, ReapResult, Result, SeededRng, SharedClock, TerminateOutcome, TerminateResult,
 };
 use rust_decimal::Decimal;
 
@@ -935,6 +935,11 @@ impl Provider for LocalProvider {
     }
 
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
+        self.exec_streaming(id, req, &mut |_, _| {}).await
+    }
+
+    /// The agent writes the command's streams to files; herd follows them as they grow.
+    async fn exec_streaming(&self, id: &str, req: &ExecRequest, sink: OutputSink<'_>) -> Result<ExecOutput> {
         if !self.processes && !self.virtual_exec {
             return Err(Error::unsupported(
                 "this simulator runs virtual instances (no processes), so there is nothing to run commands in",
@@ -943,10 +948,12 @@ impl Provider for LocalProvider {
         }
         let row = self.running_row(id).await?;
         if self.virtual_exec {
-            return exec::virtual_run(&self.store, &self.clock, &row, req).await;
+            let out = exec::virtual_run(&self.store, &self.clock, &row, req).await?;
+            sink(OutputStream::Stdout, out.stdout.as_bytes());
+            return Ok(out);
         }
         let dir = self.vm_dir(id).expect("process mode has a state dir");
-        exec::run(&self.store, &self.clock, &dir, &row, req).await
+        exec::run(&self.store, &self.clock, &dir, &row, req, sink).await
     }
 
     /// A shell in the instance's volume, where its commands run, with the variables they

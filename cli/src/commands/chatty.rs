@@ -1,13 +1,14 @@
 //! The chatty-log warning after `exec`, `logs` and `ls`: each instance's output rate, as the
 //! guest measured it (herd-guest's `lograte`), read with one small `exec`, and a warning
 //! with the projection over the fleet and the deadline when it is over `[logs]
-//! warn_mb_per_min`. Never fails the command: a VM that cannot say is skipped.
+//! warn_mb_per_min`. Never fails the command: a VM that cannot say is skipped. What herd
+//! itself carried (an `exec`'s or a sweep command's own output) is measured here too.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use herd_core::{ExecRequest, Instance, Launcher};
-use herd_guest::lograte::{Rate, Warning, PROBE};
+use herd_guest::lograte::{Rate, Warning, MIN_WINDOW_SECS, PROBE};
 
 use crate::clouds;
 use crate::context::Context;
@@ -52,6 +53,31 @@ pub async fn check_each(ctx: &Context, targets: &[(&Launcher, Instance, usize)])
         .collect();
     out.sort_by(|a, b| b.mb_per_min.total_cmp(&a.mb_per_min));
     out
+}
+
+/// A warning from one command's own output: `bytes` over its `wall`, once that is long
+/// enough to be a rate (the guest's shortest window), projected over `fleet` instances
+/// writing as fast until `inst`'s deadline.
+pub fn from_output(threshold: f64, inst: &Instance, bytes: u64, wall: Duration, fleet: usize) -> Option<Warning> {
+    if wall < Duration::from_secs(MIN_WINDOW_SECS) {
+        return None;
+    }
+    let now = Utc::now();
+    let rate = Rate {
+        bytes,
+        window: wall,
+        at: now.timestamp(),
+    };
+    let remaining = (inst.deadline - now).to_std().unwrap_or_default();
+    Warning::assess(&inst.id, &rate, threshold, fleet, remaining, inst.cloud)
+}
+
+/// One warning per instance (the louder of two measurements), loudest first.
+pub fn merge(mut warnings: Vec<Warning>) -> Vec<Warning> {
+    warnings.sort_by(|a, b| b.mb_per_min.total_cmp(&a.mb_per_min));
+    let mut seen = std::collections::BTreeSet::new();
+    warnings.retain(|w| seen.insert(w.instance.clone()));
+    warnings
 }
 
 /// Prints the loudest warning in full, and how many more are over the threshold.

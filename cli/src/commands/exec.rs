@@ -24,6 +24,8 @@ struct Result1 {
     exit_code: Option<i32>,
     timed_out: bool,
     wall_secs: f64,
+    /// Bytes of output the command wrote (both streams; the chatty-log warning's measure).
+    output_bytes: u64,
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stdout: Option<String>,
@@ -45,21 +47,30 @@ struct Lines {
 }
 
 impl Lines {
+    /// Prints the chunk's whole lines with the prefix in one write (a line at a time
+    /// would cost a write per line: 100 MB of short lines is millions of them) and
+    /// holds the unfinished rest.
     fn feed(&mut self, s: OutputStream, data: &[u8]) {
         let buf = match s {
             OutputStream::Stdout => &mut self.out,
             OutputStream::Stderr => &mut self.err,
         };
         buf.extend_from_slice(data);
-        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            emit(s, &self.prefix, &line);
+        let mut printed = Vec::with_capacity(buf.len() + 64);
+        let mut start = 0;
+        while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
+            printed.extend_from_slice(self.prefix.as_bytes());
+            printed.extend_from_slice(&buf[start..=start + nl]);
+            start += nl + 1;
         }
+        buf.drain(..start);
         // A line longer than 64 KiB is printed in pieces rather than held.
         if buf.len() > 64 * 1024 {
-            let line: Vec<u8> = std::mem::take(buf);
-            emit(s, &self.prefix, &[line.as_slice(), b"\n"].concat());
+            printed.extend_from_slice(self.prefix.as_bytes());
+            printed.append(buf);
+            printed.push(b'\n');
         }
+        emit(s, &printed);
     }
 
     fn finish(&mut self) {
@@ -69,22 +80,19 @@ impl Lines {
                 OutputStream::Stderr => std::mem::take(&mut self.err),
             };
             if !buf.is_empty() {
-                emit(s, &self.prefix, &[buf.as_slice(), b"\n"].concat());
+                emit(s, &[self.prefix.as_bytes(), buf.as_slice(), b"\n"].concat());
             }
         }
     }
 }
 
-fn emit(s: OutputStream, prefix: &str, line: &[u8]) {
+fn emit(s: OutputStream, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
     let _ = match s {
-        OutputStream::Stdout => {
-            let mut o = std::io::stdout().lock();
-            o.write_all(prefix.as_bytes()).and_then(|_| o.write_all(line))
-        }
-        OutputStream::Stderr => {
-            let mut o = std::io::stderr().lock();
-            o.write_all(prefix.as_bytes()).and_then(|_| o.write_all(line))
-        }
+        OutputStream::Stdout => std::io::stdout().lock().write_all(bytes),
+        OutputStream::Stderr => std::io::stderr().lock().write_all(bytes),
     };
 }
 
@@ -122,7 +130,13 @@ pub fn run(ctx: &Context, a: &ExecArgs) -> anyhow::Result<()> {
                 return Err(Interrupted(Error::new(ErrorKind::Conflict, format!("interrupted: the command was stopped on {n} instance(s)"))).into());
             }
         };
-        chatty::print(ctx, &chatty::check(ctx, &targets, n).await);
+        // Two measures: what the guest saw its logs grow by, and what this command wrote.
+        let mut warnings = chatty::check(ctx, &targets, n).await;
+        let threshold = ctx.settings.log_warn_mb_per_min;
+        warnings.extend(targets.iter().zip(&results).filter_map(|((_, i), r)| {
+            chatty::from_output(threshold, i, r.output_bytes, Duration::from_secs_f64(r.wall_secs), n)
+        }));
+        chatty::print(ctx, &chatty::merge(warnings));
         report(ctx, a, &results)
     })?
 }
@@ -161,6 +175,7 @@ async fn one(
             exit_code: o.exit_code,
             timed_out: o.timed_out,
             wall_secs: o.wall.as_secs_f64(),
+            output_bytes: o.output_bytes,
             error: None,
             stdout: json.then(|| o.stdout.clone()),
             stderr: json.then(|| o.stderr.clone()),
@@ -171,6 +186,7 @@ async fn one(
             exit_code: None,
             timed_out: false,
             wall_secs: 0.0,
+            output_bytes: 0,
             error: Some(match e.hint() {
                 Some(h) => format!("{e} (hint: {h})"),
                 None => e.to_string(),

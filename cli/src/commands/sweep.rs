@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use herd_core::{Cloud, Error, ErrorKind};
+use herd_core::{Cloud, Error, ErrorKind, Instance};
 use herd_sweep::plan::Cell as SweepCell;
 use herd_sweep::{report, CellOutcome, CellStatus, Launchers, Plan, Progress, Runner, Scores, Spec};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -466,6 +466,12 @@ struct Bars {
     overall: std::sync::OnceLock<ProgressBar>,
     cells: Mutex<BTreeMap<String, ProgressBar>>,
     printer: crate::printer::Printer,
+    /// `[logs] warn_mb_per_min` (0: off).
+    chatty_threshold: f64,
+    /// Instances running at once (the chatty projection's fleet), known at `started`.
+    fleet: std::sync::atomic::AtomicUsize,
+    /// The chatty-log warning is printed once per sweep.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Bars {
@@ -477,6 +483,9 @@ impl Bars {
             overall: std::sync::OnceLock::new(),
             cells: Mutex::new(BTreeMap::new()),
             printer: ctx.printer.clone(),
+            chatty_threshold: ctx.settings.log_warn_mb_per_min,
+            fleet: std::sync::atomic::AtomicUsize::new(1),
+            warned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -516,6 +525,8 @@ impl Bars {
 impl Progress for Bars {
     fn started(&self, plan: &Plan, todo: &BTreeMap<String, u32>) {
         let total: u64 = todo.values().map(|n| u64::from(*n)).sum();
+        let at_once = plan.concurrency.min(todo.len()).max(1);
+        self.fleet.store(at_once, std::sync::atomic::Ordering::Relaxed);
         if let Some(m) = &self.multi {
             let b = m.add(ProgressBar::new(total));
             if let Ok(st) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} repetitions ({elapsed})") {
@@ -541,6 +552,22 @@ impl Progress for Bars {
     fn event(&self, cell: &SweepCell, event: &str) {
         let line = format!("{}@{}: {event}", cell.instance_type, cell.region);
         self.suspend(|| self.printer.note(&line));
+    }
+
+    fn output(&self, _cell: &SweepCell, inst: &Instance, bytes: u64, wall: Duration) {
+        use std::sync::atomic::Ordering;
+        let fleet = self.fleet.load(Ordering::Relaxed);
+        let Some(w) = super::chatty::from_output(self.chatty_threshold, inst, bytes, wall, fleet) else {
+            return;
+        };
+        if self.warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.suspend(|| {
+            self.printer.warn(w.message());
+            self.printer
+                .note(format!("hint: {}", herd_guest::lograte::Warning::HINT));
+        });
     }
 
     fn finished(&self, cell: &SweepCell, o: &CellOutcome) {

@@ -3,7 +3,6 @@
 //! tail, never the whole), its exit code as the shell reports it (127: not found), and
 //! on timeout the command's process group signalled (TERM, then KILL) through sshd.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use herd_core::{ErrorKind, Result};
@@ -51,55 +50,8 @@ pub enum Exit {
     TimedOut,
 }
 
-/// The last `cap` bytes of a stream and how many went by in all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tail {
-    buf: VecDeque<u8>,
-    cap: usize,
-    total: u64,
-}
-
-impl Tail {
-    pub fn new(cap: usize) -> Self {
-        Tail {
-            buf: VecDeque::new(),
-            cap,
-            total: 0,
-        }
-    }
-
-    pub fn push(&mut self, data: &[u8]) {
-        self.total += data.len() as u64;
-        let data = &data[data.len().saturating_sub(self.cap)..];
-        let over = (self.buf.len() + data.len()).saturating_sub(self.cap);
-        self.buf.drain(..over.min(self.buf.len()));
-        self.buf.extend(data);
-    }
-
-    /// The kept bytes, oldest first.
-    pub fn bytes(&self) -> Vec<u8> {
-        self.buf.iter().copied().collect()
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-
-    /// Bytes kept now (never more than the cap).
-    pub fn retained(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Bytes the stream carried in all.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// Whether older bytes were dropped.
-    pub fn truncated(&self) -> bool {
-        self.total > self.buf.len() as u64
-    }
-}
+/// The last bytes of a stream (herd-core's, which the simulator keeps too).
+pub use herd_core::OutputTail as Tail;
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -236,7 +236,8 @@ pub async fn run(session: &Session, req: &ExecRequest, sink: OutputSink<'_>) -> 
         out.stderr.text(),
         out.elapsed,
         out.exit == Exit::TimedOut,
-    ))
+    )
+    .with_output_bytes(out.stdout.total() + out.stderr.total()))
 }
 
 #[cfg(test)]
