@@ -428,8 +428,13 @@ async fn an_agent_follows_a_rebuilt_state() {
     req.command = Some("sleep 60".into());
     let id = p.launch(&req).await.unwrap()[0].id.clone();
     {
+        // The agent, and the pid file it writes once started (the rebuild finds it by
+        // that file; under load the process shows before the file does).
         let (d, id) = (dir.to_path_buf(), id.clone());
-        eventually("the agent", Duration::from_secs(5), move || agent_of(&d, &id).is_some()).await;
+        eventually("the agent and its agent.pid", Duration::from_secs(10), move || {
+            agent_of(&d, &id).is_some() && vm(&d, &id).join("agent.pid").exists()
+        })
+        .await;
     }
     drop(p);
     for f in db_files(dir) {
