@@ -754,18 +754,7 @@ fn a_workload_writing_5_mb_a_minute_is_warned_about_with_its_projection() {
         "the logs themselves: {}",
         &r.stdout[..r.stdout.len().min(200)]
     );
-    let warning = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("MB/min"))
-        .unwrap_or_else(|| panic!("{}", r.stderr));
-    assert!(warning.starts_with("warning: "), "{warning}");
-    let rate: f64 = warning
-        .split(" writes ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("{warning}"));
+    let (warning, rate) = herd_testkit::cli::chatty_warning(&r.stderr);
     assert!((3.0..8.0).contains(&rate), "about 5 MB/min: {warning}");
     // The projection is over the cluster's 2 instances, to the deadline, priced.
     assert!(warning.contains("2 instances like it write"), "{warning}");

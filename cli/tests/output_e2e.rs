@@ -134,20 +134,25 @@ fn assert_whole_and_bounded(s: &Streamed, base: &Streamed, id: &str) {
     );
 }
 
+/// `herd exec` of one line (the baseline), then of [`BIG`], on instance `id`.
+fn one_line_then_100_mib(sb: &Herd, id: &str) {
+    let prefix = format!("[{id}] ");
+    let base = stream(
+        sb.cmd(&["exec", id, "--", "echo one"]),
+        &prefix,
+        Duration::from_secs(120),
+    );
+    assert_eq!((base.code, base.lines), (0, 1), "{}", base.stderr);
+    let s = stream(sb.cmd(&["exec", id, "--", BIG]), &prefix, Duration::from_secs(300));
+    assert_whole_and_bounded(&s, &base, id);
+}
+
 #[test]
 fn a_hundred_megabytes_through_herd_exec_on_the_simulator_keep_memory_bounded() {
     let sb = Herd::with_config(HERD, "[simulator.faults]\nboot_delay = [\"100ms\", \"200ms\"]\n");
     let v = sb.json(&["launch", "c1.large", "--deadline", "30m", "--json"]);
     let id = v["instances"][0]["id"].as_str().unwrap().to_string();
-    let prefix = format!("[{id}] ");
-    let base = stream(
-        sb.cmd(&["exec", &id, "--", "echo one"]),
-        &prefix,
-        Duration::from_secs(120),
-    );
-    assert_eq!((base.code, base.lines), (0, 1), "{}", base.stderr);
-    let s = stream(sb.cmd(&["exec", &id, "--", BIG]), &prefix, Duration::from_secs(300));
-    assert_whole_and_bounded(&s, &base, &id);
+    one_line_then_100_mib(&sb, &id);
     sb.ok(&["down", "--all", "--yes"]);
 }
 
@@ -174,15 +179,7 @@ fn a_hundred_megabytes_through_herd_exec_over_ssh_keep_memory_bounded() {
     let owner = std::fs::read_to_string(keys.join("herd-tester-ed25519.pub")).unwrap();
     let sshd = Sshd::start_as(Some(host_key), std::slice::from_ref(&owner)).unwrap_or_else(|e| panic!("{e}"));
     sb.set_env("HERD_AWS_TEST_ADDRESS_MAP", format!("*={}", sshd.addr()));
-    let prefix = format!("[{id}] ");
-    let base = stream(
-        sb.cmd(&["exec", &id, "--", "echo one"]),
-        &prefix,
-        Duration::from_secs(120),
-    );
-    assert_eq!((base.code, base.lines), (0, 1), "{}", base.stderr);
-    let s = stream(sb.cmd(&["exec", &id, "--", BIG]), &prefix, Duration::from_secs(300));
-    assert_whole_and_bounded(&s, &base, &id);
+    one_line_then_100_mib(&sb, &id);
     sb.ok(&["down", "--all", "--yes"]);
 }
 
@@ -194,18 +191,7 @@ fn a_command_writing_5_mb_a_minute_is_warned_about_from_its_own_output() {
     let chatty = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c 41667 /dev/zero | tr '\\0' x; echo; sleep 0.5; done";
     let r = sb.ok(&["exec", "--cluster", "loud", "--", chatty]);
     assert!(r.stdout.contains("xxxx"), "the output itself is printed");
-    let warning = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("MB/min"))
-        .unwrap_or_else(|| panic!("{}", r.stderr));
-    assert!(warning.starts_with("warning: "), "{warning}");
-    let rate: f64 = warning
-        .split(" writes ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("{warning}"));
+    let (warning, rate) = herd_testkit::cli::chatty_warning(&r.stderr);
     assert!((3.0..8.0).contains(&rate), "about 5 MB/min: {warning}");
     assert!(warning.contains("3 instances like it write"), "{warning}");
     assert!(

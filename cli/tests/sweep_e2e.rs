@@ -278,14 +278,7 @@ fn a_sweep_whose_workload_writes_5_mb_a_minute_is_warned_about_once() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let warnings: Vec<&str> = r.stderr.lines().filter(|l| l.contains("MB/min")).collect();
     assert_eq!(warnings.len(), 1, "once per sweep, not per command: {}", r.stderr);
-    let w = warnings[0];
-    assert!(w.starts_with("warning: "), "{w}");
-    let rate: f64 = w
-        .split(" writes ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("{w}"));
+    let (w, rate) = herd_testkit::cli::chatty_warning(&r.stderr);
     assert!((3.0..8.0).contains(&rate), "about 5 MB/min: {w}");
     // Projected over the two cells running at once, to the instance's deadline, priced.
     assert!(w.contains("2 instances like it write"), "{w}");

@@ -41,9 +41,11 @@ pub fn hold(name: &str, command: &str) -> String {
     // `$$` (not `$BASHPID`): the login shell may be dash. The marker is best effort: a
     // user who cannot write /run/herd still gets the command run, silently unmarked.
     // TERM/INT/HUP end the shell through `exit`, so the EXIT trap removes the marker
-    // then too; after a KILL the pid is gone and the watchdog stops counting it.
+    // then too; after a KILL the pid is gone and the watchdog stops counting it. Only
+    // builtins run before the marker is written once the folder exists (no `mkdir`
+    // fork): a stop sent just after the command started finds it marked.
     format!(
-        "{{ mkdir -p \"${{HERD_GUEST_ROOT:-}}\"{dir} && echo \"$$\" > {marker} && trap {remove} EXIT && trap 'exit 143' TERM && trap 'exit 130' INT && trap 'exit 129' HUP; }} 2>/dev/null\n{command}\n",
+        "{{ {{ [ -d \"${{HERD_GUEST_ROOT:-}}\"{dir} ] || mkdir -p \"${{HERD_GUEST_ROOT:-}}\"{dir}; }} && echo \"$$\" > {marker} && trap {remove} EXIT && trap 'exit 143' TERM && trap 'exit 130' INT && trap 'exit 129' HUP; }} 2>/dev/null\n{command}\n",
         dir = sq(DIR),
         remove = sq(&format!("rm -f -- {marker}")),
     )

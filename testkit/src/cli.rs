@@ -365,3 +365,20 @@ pub fn printed_command(text: &str, prefix: &str) -> String {
     let rest = &text[start + 1..];
     rest[..rest.find('`').expect("a closing backtick")].to_string()
 }
+
+/// The chatty-log warning herd printed on stderr (`warning: ID writes R MB/min ...`) and
+/// its rate, failing the test when there is none.
+pub fn chatty_warning(stderr: &str) -> (&str, f64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("MB/min"))
+        .unwrap_or_else(|| panic!("no chatty-log warning in:\n{stderr}"));
+    assert!(line.starts_with("warning: "), "{line}");
+    let rate = line
+        .split(" writes ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in: {line}"));
+    (line, rate)
+}

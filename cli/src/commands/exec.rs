@@ -97,10 +97,12 @@ fn emit(s: OutputStream, bytes: &[u8]) {
 }
 
 /// What runs on each instance after Ctrl-C: TERM to the process group of every command
-/// this herd process started there (the markers `exec-<pid>-*` name their shells).
+/// this herd process started there (the markers `exec-<pid>-*` name their shells). It
+/// looks twice, a second apart: a command whose shell was still starting when the first
+/// look ran has marked itself by the second.
 pub fn stop_command() -> String {
     format!(
-        "for m in /run/herd/busy.d/exec-{}-*; do [ -f \"$m\" ] || continue; p=$(cat \"$m\"); case \"$p\" in ''|*[!0-9]*) continue;; esac; kill -TERM -- \"-$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; done; true",
+        "for round in 1 2; do for m in /run/herd/busy.d/exec-{}-*; do [ -f \"$m\" ] || continue; p=$(cat \"$m\"); case \"$p\" in ''|*[!0-9]*) continue;; esac; kill -TERM -- \"-$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; done; [ $round = 2 ] || sleep 1; done; true",
         std::process::id()
     )
 }
