@@ -577,13 +577,4 @@ impl ExecOutput {
         self.output_bytes = self.output_bytes.max(bytes);
         self
     }
-
-    /// How fast the command wrote output, in MB (10^6 bytes) per minute of its wall.
-    pub fn mb_per_min(&self) -> f64 {
-        let mins = self.wall.as_secs_f64() / 60.0;
-        if mins <= 0.0 {
-            return 0.0;
-        }
-        self.output_bytes as f64 / 1e6 / mins
-    }
 }
